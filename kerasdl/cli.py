@@ -1,0 +1,240 @@
+"""The `kerasdl` command line: one Click group, each command a thin shell.
+
+Commands parse their options, call one library function and print the result:
+results (tables, paths, CSV, JSON) go to stdout, progress and errors to stderr.
+TensorFlow is imported only inside the commands that need it, so `--help`,
+`list`, `show` and `copy` answer at once.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from kerasdl import registry
+from kerasdl.errors import KerasdlError
+from kerasdl.errors import UsageError
+
+# TensorFlow's C++ start-up notices say nothing a user can act on.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+class KerasdlGroup(click.Group):
+    """A Click group that reports every error as one line on stderr, with no traceback.
+
+    Usage errors (Click's and `kerasdl.errors.UsageError`) exit 2, other
+    `KerasdlError`s their `exit_code`, anything unexpected 1; set KERASDL_DEBUG=1
+    to see the traceback of an unexpected error.
+    """
+
+    def main(self, args=None, prog_name=None, **kwargs):
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(args=args, prog_name=prog_name or "kerasdl", **kwargs)
+        except click.UsageError as error:
+            hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
+            _fail(f"{error.format_message()}{hint}", 2)
+        except click.ClickException as error:
+            _fail(error.format_message(), error.exit_code)
+        except click.exceptions.Abort:
+            _fail("Aborted.", 130)
+        except KerasdlError as error:
+            _fail(str(error), error.exit_code)
+        except Exception as error:
+            if os.environ.get("KERASDL_DEBUG"):
+                raise
+            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            _fail(f"{type(error).__name__}: {message} (set KERASDL_DEBUG=1 for the traceback)", 1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _fail(message, code):
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+# Options shared by several commands, declared once.
+def _data_options(command):
+    for option in reversed([
+        click.option("--data", help="Embedded data set (digits, auto_mpg, diabetes), "
+                     "tfds:NAME, a CSV file or an image folder (one sub-folder per class)."),
+        click.option("--target", help="Column to predict in a CSV file."),
+        click.option("--data-dir", type=click.Path(file_okay=False),
+                     help="Folder of TensorFlow Datasets data (for tfds:NAME)."),
+    ]):
+        command = option(command)
+    return command
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def _table(rows, headers):
+    widths = [max(len(str(value)) for value in column) for column in zip(headers, *rows)]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+@click.group(cls=KerasdlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kerasdl", prog_name="kerasdl")
+def cli():
+    """Keras deep-learning recipes: train, evaluate, predict and copy tunable models.
+
+    Start with `kerasdl list`, then `kerasdl train cnn`.
+    """
+
+
+@cli.command("list")
+@json_option
+def list_command(as_json):
+    """List the recipes: name, task, default data and description."""
+    infos = [registry.recipe_info(name) for name in registry.list_recipes()]
+    if as_json:
+        click.echo(json.dumps([{key: info[key] for key in
+                                ("name", "task", "defaults", "description")} for info in infos],
+                              indent=2))
+        return
+    rows = [(info["name"], info["task"], info["defaults"].get("data", "-"), info["description"])
+            for info in infos]
+    click.echo(_table(rows, ("NAME", "TASK", "DEFAULT DATA", "DESCRIPTION")))
+
+
+def _domain(param):
+    kind = param["type"]
+    if kind in ("Int", "Float"):
+        text = f"{param.get('min_value')} .. {param.get('max_value')}"
+        if param.get("step") is not None:
+            text += f" step {param['step']}"
+        if param.get("sampling") not in (None, "linear"):
+            text += f" ({param['sampling']})"
+        return text
+    if kind == "Choice":
+        return ", ".join(map(str, param.get("values", [])))
+    if kind == "Boolean":
+        return "true, false"
+    return str(param.get("value"))
+
+
+@cli.command()
+@click.argument("recipe")
+@json_option
+def show(recipe, as_json):
+    """Show a recipe's header, defaults, search space and parameter count."""
+    info = registry.recipe_info(recipe)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    click.echo(info["doc"])
+    click.echo(f"\nTask: {info['task']}    Objective: {info['objective']}")
+    click.echo("\nDefaults:")
+    for key, value in info["defaults"].items():
+        click.echo(f"  {key}: {value}")
+    click.echo("\nSearch space (`--set NAME=VALUE` pins one; `kerasdl tune` searches them):")
+    rows = [(p["name"], p["type"], _domain(p), p.get("default", p.get("value", "")))
+            for p in info["search_space"]]
+    click.echo("  " + _table(rows, ("NAME", "TYPE", "RANGE / CHOICES", "DEFAULT"))
+               .replace("\n", "\n  "))
+    if info["parameters"] is not None:
+        click.echo(f"\nDefault model: {info['parameters']:,} parameters "
+                   f"(on {info['defaults'].get('data', 'its default data')})")
+
+
+@cli.command()
+@click.argument("recipe")
+@_data_options
+@click.option("--epochs", type=int, help="Training epochs (a positive integer).")
+@click.option("--batch-size", type=int, help="Batch size (a positive integer).")
+@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="Pin a hyperparameter of the search space; repeatable.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="JSON or YAML file of settings; the command line wins.")
+@click.option("--seed", type=int, help="Random seed (default 1337).")
+@click.option("--output", type=click.Path(), help="Run directory (new or empty folder).")
+def train(recipe, data, target, data_dir, epochs, batch_size, assignments, config_file, seed,
+          output):
+    """Train RECIPE into a new run directory and print its path."""
+    from kerasdl import hparams
+    from kerasdl import settings
+
+    info = registry.recipe_info(recipe)
+    config = settings.read_config(config_file) if config_file else {}
+    cli_values = {"data": data, "target": target, "data_dir": data_dir, "epochs": epochs,
+                  "batch_size": batch_size, "seed": seed, "output": output,
+                  "set": hparams.parse_assignments(assignments)}
+    resolved = settings.resolve(info["defaults"], config, cli_values)
+    if resolved.get("output") and Path(resolved["output"]).is_file():
+        raise UsageError(f"`--output` {resolved['output']!r} is an existing file; "
+                         "give a new or empty folder.")
+    from kerasdl.training import train as train_recipe
+
+    run_dir = train_recipe(recipe, resolved, command="kerasdl " + " ".join(sys.argv[1:]))
+    click.echo(str(run_dir))
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@_data_options
+@click.option("--split", type=click.Choice(["train", "validation", "test", "all"]),
+              help="Which split to score; default: test for the run's data, all for --data.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Batch size.")
+@json_option
+def evaluate(run, data, target, data_dir, split, batch_size, as_json):
+    """Score a run directory or .keras model on the test split or given data."""
+    from kerasdl.evaluation import evaluate as evaluate_run
+
+    metrics = evaluate_run(run, data=data, target=target, data_dir=data_dir, split=split,
+                           batch_size=batch_size)
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+        return
+    rows = [(name, f"{value:.4f}" if isinstance(value, float) else value)
+            for name, value in metrics.items()]
+    click.echo(_table(rows, ("METRIC", "VALUE")))
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the CSV here, not stdout.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --output file.")
+def predict(run, input_path, output, force):
+    """Predict CSV rows, an image file or an image folder with a run or model (CSV out)."""
+    if output and Path(output).exists() and not force:
+        raise UsageError(f"`--output` {output!r} exists; pass --force to overwrite it.")
+    from kerasdl import runs
+    from kerasdl.evaluation import predict as predict_run
+
+    frame = predict_run(run, input_path)
+    if output:
+        runs.write_text(output, frame.to_csv(index=False))
+        click.echo(f"Wrote {len(frame)} predictions to {output}", err=True)
+    else:
+        click.echo(frame.to_csv(index=False), nl=False)
+
+
+@cli.command()
+@click.argument("recipe")
+@click.argument("dest", type=click.Path())
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def copy(recipe, dest, force):
+    """Copy RECIPE's standalone file to DEST (a folder or a file name)."""
+    from kerasdl import runs
+
+    source = registry.recipe_source(recipe)
+    target = Path(dest)
+    if target.is_dir() or dest.endswith(("/", os.sep)):
+        target = target / f"{recipe}.py"
+    if target.exists() and not force:
+        raise KerasdlError(f"{str(target)!r} exists; pass --force to overwrite it.")
+    if target.is_dir():
+        raise KerasdlError(f"{str(target)!r} is a folder; give a file name or another folder.")
+    runs.write_text(target, source)
+    click.echo(str(target))
+
+
+def main():
+    """Entry point of the `kerasdl` console script."""
+    cli()

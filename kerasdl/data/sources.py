@@ -1,0 +1,239 @@
+"""Resolves a data argument to train/validation/test datasets and a spec."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from kerasdl.data import images as image_files
+from kerasdl.data import tabular
+from kerasdl.errors import DataError
+
+PACKAGE_DATA = Path(__file__).resolve().parent
+
+# name -> (modality, one-line description)
+EMBEDDED = {
+    "digits": ("images", "scikit-learn's 1,797 handwritten digits, 8x8 grayscale, 10 classes"),
+    "auto_mpg": ("tabular", "UCI Auto MPG, 392 cars: predict fuel use (mpg) from 7 features"),
+    "diabetes": ("tabular", "scikit-learn's diabetes: 442 patients, 10 features, disease progression"),
+}
+# A recipe's TASK -> the modality of data it takes.
+TASK_MODALITY = {"regression": "tabular", "classification": "tabular",
+                 "image_classification": "images"}
+
+
+@dataclasses.dataclass
+class Splits:
+    """Train, validation and test datasets of `(features, label)` pairs, and their spec.
+
+    `spec` is a JSON-serializable dict describing the data (input shape, classes or
+    target statistics...): recipes build their model from it. `arrays` holds the
+    NumPy arrays of tabular data (`{"train": (x, y), ...}`), else None.
+    """
+
+    train: object
+    validation: object
+    test: object
+    spec: dict
+    arrays: dict = None
+
+
+def describe_sources():
+    """Returns a one-line description of the valid data arguments."""
+    return (f"an embedded data set ({', '.join(EMBEDDED)}), tfds:NAME, "
+            "a CSV file, or an image folder with one sub-folder per class")
+
+
+def load_data(source, task, settings, spec=None):
+    """Loads `source` for a recipe of `task` and splits it.
+
+    Args:
+        source: the data argument (embedded name, `tfds:NAME`, CSV path or folder).
+        task: the recipe's `TASK`.
+        settings: run settings; reads `target`, `data_dir`, `image_size`,
+            `split_seed`, `validation_split` and `test_split`.
+        spec: the spec of a trained model, to load new data the way the model was
+            trained: the same feature encoding, image size and class names. The
+            returned `Splits` then carries this spec.
+
+    Returns:
+        A `Splits`.
+
+    Raises:
+        DataError: when the source cannot be found, read, or used for `task`.
+    """
+    source = str(source)
+    if spec is not None and "input_shape" in spec and len(spec["input_shape"]) == 3:
+        settings = {**settings, "image_size": spec["input_shape"][:2],
+                    "channels": spec["input_shape"][2]}
+    modality = TASK_MODALITY.get(task, "images")
+    if source in EMBEDDED:
+        kind = EMBEDDED[source][0]
+        _check_modality(source, kind, modality, task)
+        if source == "digits":
+            return _digits(settings)
+        return _tabular(*_embedded_frame(source, settings), task, settings, spec)
+    if source.startswith("tfds:"):
+        _check_modality(source, "images", modality, task)
+        from kerasdl.data.tfds import load_tfds
+
+        return _matching(load_tfds(source[len("tfds:"):], settings), spec)
+    path = Path(source)
+    if path.is_dir():
+        _check_modality(source, "images", modality, task)
+        return _matching(_image_folder(path, settings), spec)
+    if path.is_file():
+        if path.suffix.lower() not in (".csv", ".txt", ".tsv"):
+            raise DataError(f"Unsupported data file {source!r}: give a .csv file. "
+                            f"Valid data: {describe_sources()}.")
+        _check_modality(source, "tabular", modality, task)
+        target = settings.get("target") or (spec or {}).get("target")
+        return _tabular(tabular.read_csv(path), target, source, task, settings, spec)
+    raise DataError(f"Data not found: {source!r}. Valid data: {describe_sources()}.")
+
+
+def _matching(splits, spec):
+    """Checks that image data has the classes a trained model knows, in its order."""
+    if spec is None:
+        return splits
+    if splits.spec["class_names"] != spec.get("class_names"):
+        raise DataError(
+            f"The data's classes ({', '.join(splits.spec['class_names'])}) differ from the "
+            f"model's ({', '.join(spec.get('class_names') or [])})."
+        )
+    splits.spec = spec
+    return splits
+
+
+def _check_modality(source, kind, modality, task):
+    if kind != modality:
+        wanted = {"images": "image data (digits, tfds:NAME or an image folder)",
+                  "tabular": "tabular data (auto_mpg, diabetes or a CSV file)"}[modality]
+        raise DataError(f"Data {source!r} holds {kind}; a {task} recipe needs {wanted}.")
+
+
+def _embedded_frame(name, settings):
+    if name == "auto_mpg":
+        frame = tabular.read_csv(PACKAGE_DATA / "auto_mpg.csv")
+        default_target = "mpg"
+    else:
+        from sklearn.datasets import load_diabetes
+
+        frame = load_diabetes(as_frame=True, scaled=False).frame
+        default_target = "target"
+    return frame, settings.get("target") or default_target, name
+
+
+def split_indices(count, labels, settings):
+    """Returns train, validation and test index arrays drawn with `split_seed`.
+
+    Classification labels are stratified so every split holds every class.
+    """
+    from sklearn.model_selection import train_test_split
+
+    seed = int(settings.get("split_seed", 1337))
+    test_split = float(settings.get("test_split", 0.2))
+    validation_split = float(settings.get("validation_split", 0.2))
+    indices = np.arange(count)
+    stratify = labels if labels is not None and labels.dtype.kind in "iu" else None
+    try:
+        rest, test = train_test_split(indices, test_size=test_split, random_state=seed,
+                                      stratify=stratify)
+        stratify = stratify[rest] if stratify is not None else None
+        train, validation = train_test_split(
+            rest, test_size=validation_split / (1 - test_split), random_state=seed,
+            stratify=stratify)
+    except ValueError as error:
+        raise DataError(f"Cannot split {count} examples into train, validation and test: "
+                        f"{str(error).splitlines()[0]}") from None
+    return np.sort(train), np.sort(validation), np.sort(test)
+
+
+def _tabular(frame, target, source, task, settings, spec=None):
+    import tensorflow as tf
+
+    features, labels, target_info = tabular.split_target(frame, target, task, source)
+    if spec is None:
+        matrix, feature_names, categories = tabular.features_from_frame(features)
+    else:
+        matrix, _, _ = tabular.features_from_frame(features, spec["categories"],
+                                                   spec["feature_names"])
+        if task != "regression":
+            labels = _relabel(labels, target_info["class_names"], spec["class_names"])
+    parts = split_indices(len(matrix), labels, settings)
+    arrays = {name: (matrix[index], labels[index])
+              for name, index in zip(("train", "validation", "test"), parts)}
+    datasets = [tf.data.Dataset.from_tensor_slices(pair) for pair in arrays.values()]
+    if spec is None:
+        x_train, y_train = arrays["train"]
+        spec = {
+            "task": task,
+            "source": source,
+            "input_shape": [matrix.shape[1]],
+            "feature_names": feature_names,
+            "categories": categories,
+            "target": target,
+            "feature_mean": x_train.mean(axis=0).tolist(),
+            "feature_variance": x_train.var(axis=0).tolist(),
+            "num_examples": {name: len(pair[1]) for name, pair in arrays.items()},
+        }
+        if task == "regression":
+            spec.update(num_targets=1, target_mean=float(y_train.mean()),
+                        target_std=float(y_train.std()) or 1.0)
+        else:
+            spec.update(num_classes=len(target_info["class_names"]), **target_info)
+    return Splits(*datasets, spec=spec, arrays=arrays)
+
+
+def _relabel(labels, names, model_names):
+    """Maps class indices over `names` to indices over a trained model's `model_names`."""
+    known = {name: i for i, name in enumerate(model_names)}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise DataError(f"Target classes {', '.join(unknown)} are unknown to the model; "
+                        f"it knows {', '.join(model_names)}.")
+    return np.array([known[names[label]] for label in labels], dtype=np.int32)
+
+
+def _digits(settings):
+    import tensorflow as tf
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    # 0..16 ink levels to the 0..255 range of image files, so a model trained here
+    # predicts on PNGs of digits too.
+    images = (digits.images[..., np.newaxis] * (255.0 / 16.0)).astype(np.float32)
+    labels = digits.target.astype(np.int32)
+    parts = split_indices(len(images), labels, settings)
+    spec = {
+        "task": "image_classification",
+        "source": "digits",
+        "input_shape": list(images.shape[1:]),
+        "num_classes": 10,
+        "class_names": [str(i) for i in range(10)],
+        "num_examples": {name: len(index)
+                         for name, index in zip(("train", "validation", "test"), parts)},
+    }
+    datasets = [tf.data.Dataset.from_tensor_slices((images[index], labels[index]))
+                for index in parts]
+    return Splits(*datasets, spec=spec)
+
+
+def _image_folder(path, settings):
+    paths, labels, class_names = image_files.list_image_folder(path)
+    image_size = [int(side) for side in settings.get("image_size") or (64, 64)]
+    channels = int(settings.get("channels", 3))
+    parts = split_indices(len(paths), labels, settings)
+    paths = np.array(paths)
+    datasets = [image_files.image_dataset(paths[index], labels[index], image_size, channels)
+                for index in parts]
+    spec = {
+        "task": "image_classification",
+        "source": str(path),
+        "input_shape": [*image_size, channels],
+        "num_classes": len(class_names),
+        "class_names": class_names,
+        "num_examples": {name: len(index)
+                         for name, index in zip(("train", "validation", "test"), parts)},
+    }
+    return Splits(*datasets, spec=spec)

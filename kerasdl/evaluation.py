@@ -1,0 +1,141 @@
+"""Evaluating and predicting with a trained run or model file."""
+
+import contextlib
+import sys
+from pathlib import Path
+
+import keras_tuner
+import numpy as np
+import pandas as pd
+
+from kerasdl import runs
+from kerasdl import settings as run_settings
+from kerasdl.data import features_from_frame
+from kerasdl.data import load_data
+from kerasdl.data import load_images
+from kerasdl.data import read_csv
+from kerasdl.errors import DataError
+from kerasdl.errors import UsageError
+from kerasdl.registry import load_recipe
+
+SPLITS = ("train", "validation", "test", "all")
+
+
+def load_run(path):
+    """Loads a run directory or model file.
+
+    Importing the run's recipe first registers its custom layers for loading.
+
+    Returns:
+        `(model, config, recipe)`; `config` and `recipe` are None for a bare model file.
+    """
+    model_path, config = runs.resolve_run(path)
+    recipe = load_recipe(config["recipe"]) if config else None
+    return runs.load_model(model_path), config, recipe
+
+
+def _task(model, recipe):
+    if recipe is not None:
+        return recipe.TASK
+    if len(model.input_shape) == 4:
+        return "image_classification"
+    loss = str(getattr(model, "loss", "") or "")
+    return "classification" if "crossentropy" in loss else "regression"
+
+
+def _fixed_hp(config):
+    hp = keras_tuner.HyperParameters()
+    for name, value in (config or {}).get("hyperparameters", {}).items():
+        hp.Fixed(name, value)
+    return hp
+
+
+def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size=None):
+    """Computes a trained model's metrics.
+
+    Args:
+        path: a run directory or a .keras model file.
+        data: data to evaluate on; by default the run's own data.
+        split: `train`, `validation`, `test` or `all`; by default the test split of
+            the run's data, or all of the given `data`.
+
+    Returns:
+        A dict of metric name to value, plus `examples` and `split`.
+
+    Raises:
+        UsageError: for a model file without `data` or an unknown split.
+    """
+    model, config, recipe = load_run(path)
+    if config is None and data is None:
+        raise UsageError("Evaluating a bare model file needs `--data`.")
+    split = split or ("all" if data else "test")
+    if split not in SPLITS:
+        raise UsageError(f"`split` must be one of {', '.join(SPLITS)}. Received: split={split!r}")
+    base = dict(config["settings"]) if config else run_settings.resolve({})
+    for key, value in (("data", data), ("target", target), ("data_dir", data_dir),
+                       ("batch_size", batch_size)):
+        if value is not None:
+            base[key] = value
+    base.setdefault("batch_size", 32)
+    spec = config["spec"] if config else None
+    splits = load_data(base["data"], _task(model, recipe), base, spec=spec)
+    if split == "all":
+        dataset = splits.train.concatenate(splits.validation).concatenate(splits.test)
+    else:
+        dataset = getattr(splits, split)
+    if recipe is not None:
+        batches = recipe.make_pipeline(dataset, spec, _fixed_hp(config), training=False,
+                                       batch_size=base["batch_size"])
+    else:
+        batches = dataset.batch(base["batch_size"]).prefetch(-1)
+    with contextlib.redirect_stdout(sys.stderr):
+        metrics = model.evaluate(batches, return_dict=True, verbose=0)
+    examples = sum(1 for _ in dataset)
+    return {**{name: float(value) for name, value in metrics.items()},
+            "examples": examples, "split": split}
+
+
+def predict(path, input_path, batch_size=32):
+    """Predicts CSV rows, an image file or every image under a folder.
+
+    Returns:
+        A DataFrame: an `id` column (row number or file path), then for classifiers
+        `prediction` (class name), `confidence` and one probability column per class,
+        for regression `prediction`.
+
+    Raises:
+        DataError: for an input that is missing, unreadable or does not match the model.
+    """
+    model, config, recipe = load_run(path)
+    spec = (config or {}).get("spec") or {}
+    source = Path(input_path)
+    if source.is_file() and source.suffix.lower() == ".csv":
+        frame = read_csv(source)
+        if spec.get("target") in frame.columns:
+            frame = frame.drop(columns=[spec["target"]])
+        features, _, _ = features_from_frame(frame, spec.get("categories"),
+                                             spec.get("feature_names"))
+        expected = model.input_shape[-1]
+        if len(model.input_shape) != 2 or features.shape[1] != expected:
+            raise DataError(
+                f"The model takes {model.input_shape[1:]} features per example; "
+                f"{str(source)!r} gives {features.shape[1]} columns."
+            )
+        ids = list(frame.index)
+    else:
+        if len(model.input_shape) != 4:
+            raise DataError(f"This model takes tabular rows; give a .csv file. Received: {str(source)!r}")
+        _, height, width, channels = model.input_shape
+        ids, features = load_images(source, (height, width), channels)
+    with contextlib.redirect_stdout(sys.stderr):
+        outputs = np.asarray(model.predict(features, batch_size=batch_size, verbose=0))
+    result = pd.DataFrame({"id": ids})
+    if _task(model, recipe) == "regression":
+        result["prediction"] = outputs.reshape(len(ids), -1)[:, 0]
+        return result
+    names = spec.get("class_names") or [str(i) for i in range(outputs.shape[-1])]
+    result["prediction"] = [names[i] for i in outputs.argmax(axis=-1)]
+    result["confidence"] = outputs.max(axis=-1)
+    for i, name in enumerate(names):
+        result[f"probability_{name}"] = outputs[:, i]
+    return result

@@ -1,0 +1,120 @@
+"""Run directories: creation, atomic artifact writes, and loading runs and models."""
+
+import datetime
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from kerasdl.errors import RunError
+from kerasdl.errors import UsageError
+
+RUNS_ROOT = Path("runs")
+
+
+def create_run_dir(recipe, output=None):
+    """Creates a new, empty run directory and returns its path.
+
+    With `output`, that folder is used if it does not exist or is empty; by default
+    `runs/<recipe>/<timestamp>` (with a suffix if taken). An earlier run is never
+    overwritten.
+
+    Raises:
+        UsageError: when `output` is an existing file or a folder that holds files.
+    """
+    if output is not None:
+        path = Path(output)
+        if path.is_file():
+            raise UsageError(
+                f"`--output` {str(path)!r} is an existing file; give a new or empty folder."
+            )
+        if path.is_dir() and any(path.iterdir()):
+            raise UsageError(
+                f"`--output` folder {str(path)!r} already holds files; give a new or empty "
+                "folder so nothing is overwritten."
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    parent = RUNS_ROOT / recipe
+    parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 1000):
+        path = parent / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RunError(f"Cannot create a new run folder under {str(parent)!r}.")
+
+
+def atomic_write(path, write):
+    """Writes a file through `write(tmp_path)` into a temporary file, then renames it.
+
+    A crash never leaves a half-written file at `path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
+    os.close(handle)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path, data):
+    """Writes `data` as indented JSON, atomically."""
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_text(path, text):
+    """Writes `text`, atomically."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def resolve_run(path):
+    """Resolves a run directory or a model file.
+
+    Returns:
+        `(model_path, config)`: `config` is the run's config.json as a dict, or None
+        for a bare model file.
+
+    Raises:
+        RunError: when the path does not exist or holds no model.
+    """
+    path = Path(path)
+    if path.is_dir():
+        model_path = path / "model.keras"
+        config_path = path / "config.json"
+        if not model_path.is_file():
+            status = ""
+            if config_path.is_file():
+                status = json.loads(config_path.read_text()).get("status", "")
+                status = f" (run status: {status})" if status else ""
+            raise RunError(f"Run folder {str(path)!r} holds no model.keras{status}.")
+        config = json.loads(config_path.read_text()) if config_path.is_file() else None
+        return model_path, config
+    if path.is_file():
+        if path.suffix != ".keras":
+            raise RunError(f"Not a run folder or .keras model file: {str(path)!r}.")
+        return path, None
+    raise RunError(f"Run folder or model file not found: {str(path)!r}.")
+
+
+def load_model(model_path):
+    """Loads a .keras model in Keras safe mode.
+
+    Raises:
+        RunError: when the file is not a loadable Keras model.
+    """
+    import keras
+
+    try:
+        return keras.saving.load_model(model_path, safe_mode=True)
+    except Exception as error:  # Keras raises many kinds for a bad file
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise RunError(f"Cannot load model {str(model_path)!r}: {first}") from None

@@ -1,0 +1,198 @@
+"""Training a recipe into a run directory."""
+
+import contextlib
+import datetime
+import platform
+import sys
+import time
+from importlib import metadata
+
+import keras
+import keras_tuner
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from kerasdl import hparams
+from kerasdl import plots
+from kerasdl import runs
+from kerasdl.data import load_data
+from kerasdl.registry import load_recipe
+
+
+def seed_everything(seed):
+    """Seeds Python, NumPy and TensorFlow and makes TensorFlow ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def versions():
+    """Returns the versions of the libraries a run depends on."""
+    found = {"python": platform.python_version()}
+    for package in ("kerasdl", "tensorflow", "keras", "keras-tuner", "numpy"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def build(recipe, spec, settings, train_data):
+    """Builds a recipe's model with the `set` overrides of `settings` pinned.
+
+    The default model is built first with a fresh `HyperParameters`, which records the
+    whole search space (the model's and the pipeline's); the overrides are checked
+    against it, then the model is built again from a clean session and the seed.
+
+    Returns:
+        `(model, hp)`.
+
+    Raises:
+        UsageError: for an unknown hyperparameter or a value outside its domain.
+    """
+    space = keras_tuner.HyperParameters()
+    recipe.build_model(space, spec)
+    recipe.make_pipeline(train_data, spec, space, training=True,
+                         batch_size=settings["batch_size"])
+    hp = hparams.pinned(settings.get("set", {}), space)
+    keras.backend.clear_session()
+    seed_everything(settings["seed"])
+    model = recipe.build_model(hp, spec)
+    return model, hp
+
+
+def pipelines(recipe, splits, hp, batch_size):
+    """Returns the recipe's train, validation and test pipelines."""
+    return (
+        recipe.make_pipeline(splits.train, splits.spec, hp, training=True, batch_size=batch_size),
+        recipe.make_pipeline(splits.validation, splits.spec, hp, training=False, batch_size=batch_size),
+        recipe.make_pipeline(splits.test, splits.spec, hp, training=False, batch_size=batch_size),
+    )
+
+
+def predict_dataset(model, dataset):
+    """Returns `(labels, predictions)` over a batched dataset of `(x, y)` pairs, in order."""
+    labels, predictions = [], []
+    for x, y in dataset:
+        labels.append(np.asarray(y))
+        predictions.append(np.asarray(model.predict_on_batch(x)))
+    return np.concatenate(labels), np.concatenate(predictions)
+
+
+def baseline(splits, task):
+    """Scores a classic scikit-learn model on the same tabular split, for comparison."""
+    if splits.arrays is None:
+        return None
+    (x_train, y_train), (x_test, y_test) = splits.arrays["train"], splits.arrays["test"]
+    if task == "regression":
+        from sklearn.linear_model import LinearRegression
+
+        predictions = LinearRegression().fit(x_train, y_train).predict(x_test)
+        return {"model": "linear_regression",
+                "mae": float(np.mean(np.abs(predictions - y_test))),
+                "rmse": float(np.sqrt(np.mean((predictions - y_test) ** 2)))}
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x_train)
+    classifier = LogisticRegression(max_iter=2000).fit(scaler.transform(x_train), y_train)
+    return {"model": "logistic_regression",
+            "accuracy": float(classifier.score(scaler.transform(x_test), y_test))}
+
+
+def train(recipe_name, settings, command=None):
+    """Trains recipe `recipe_name` with resolved `settings` into a new run directory.
+
+    Writes config.json (status running, then completed, failed or interrupted),
+    model.keras, history.csv, metrics.json, tensorboard/ and plots/.
+
+    Returns:
+        The run directory's path.
+    """
+    recipe = load_recipe(recipe_name)
+    seed_everything(settings["seed"])
+    splits = load_data(settings["data"], recipe.TASK, settings)
+    spec = splits.spec
+    model, hp = build(recipe, spec, settings, splits.train)
+    train_data, validation_data, test_data = pipelines(recipe, splits, hp, settings["batch_size"])
+
+    run_dir = runs.create_run_dir(recipe_name, settings.get("output"))
+    config = {
+        "recipe": recipe_name,
+        "status": "running",
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": command or " ".join(sys.argv),
+        "hyperparameters": dict(hp.values),
+        "settings": {key: value for key, value in settings.items() if key != "output"},
+        "spec": spec,
+        "versions": versions(),
+        "devices": [device.name for device in tf.config.list_physical_devices()],
+    }
+    runs.write_json(run_dir / "config.json", config)
+    try:
+        metrics = _fit_and_record(recipe, model, hp, splits, (train_data, validation_data,
+                                  test_data), settings, run_dir)
+    except KeyboardInterrupt:
+        runs.write_json(run_dir / "config.json", {**config, "status": "interrupted"})
+        raise
+    except BaseException as error:
+        runs.write_json(run_dir / "config.json", {**config, "status": "failed",
+                                                  "error": f"{type(error).__name__}: {error}"})
+        raise
+    runs.write_json(run_dir / "config.json", {**config, "status": "completed"})
+    summary = ", ".join(f"{name} {value:.4f}" for name, value in metrics["test"].items())
+    print(f"Test: {summary}", file=sys.stderr)
+    if metrics.get("baseline"):
+        base = metrics["baseline"]
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in base.items() if k != "model")
+        print(f"Baseline ({base['model']}): {scores}", file=sys.stderr)
+    return run_dir
+
+
+def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir):
+    train_data, validation_data, test_data = data
+    callbacks = [
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
+    ]
+    fit = getattr(recipe, "fit", None)
+    # Progress bars on a terminal, one line per epoch in logs.
+    verbose = 1 if sys.stderr.isatty() else 2
+    start = time.perf_counter()
+    # Keras prints progress to stdout; stdout is kept for results (the run path).
+    with contextlib.redirect_stdout(sys.stderr):
+        if fit is not None:
+            fit(hp, model, train_data, validation_data=validation_data,
+                epochs=settings["epochs"], callbacks=callbacks, verbose=verbose)
+        else:
+            model.fit(train_data, validation_data=validation_data,
+                      epochs=settings["epochs"], callbacks=callbacks, verbose=verbose)
+        seconds = time.perf_counter() - start
+        test_metrics = model.evaluate(test_data, return_dict=True, verbose=0)
+    runs.atomic_write(run_dir / "model.keras", lambda tmp: model.save(tmp))
+
+    examples = splits.spec.get("num_examples", {}).get("train")
+    if examples is None:
+        examples = int(splits.train.cardinality())
+    metrics = {
+        "test": {name: float(value) for name, value in test_metrics.items()},
+        "baseline": baseline(splits, recipe.TASK),
+        "epochs": settings["epochs"],
+        "train_seconds": round(seconds, 3),
+        "samples_per_second": round(examples * settings["epochs"] / seconds, 1)
+        if examples and examples > 0 else None,
+        "num_examples": splits.spec.get("num_examples"),
+    }
+    runs.write_json(run_dir / "metrics.json", metrics)
+
+    history = pd.read_csv(run_dir / "history.csv")
+    plots.learning_curves(history, run_dir / "plots" / "learning_curves.png")
+    labels, predictions = predict_dataset(model, test_data)
+    if "class_names" in splits.spec:
+        plots.confusion_matrix(labels, predictions.argmax(axis=-1), splits.spec["class_names"],
+                               run_dir / "plots" / "confusion_matrix.png")
+    elif recipe.TASK == "regression":
+        plots.predicted_vs_actual(labels.reshape(-1), predictions.reshape(-1),
+                                  splits.spec.get("target", "target"),
+                                  run_dir / "plots" / "predictions.png")
+    return metrics

@@ -1,0 +1,79 @@
+"""Sequential MLP regression
+
+Predicts a number from tabular features with a stack of dense layers between a
+normalization layer (statistics of the training split) and an output layer that
+restores the target's scale, like TensorFlow's fuel-efficiency tutorial.
+
+Default data: auto_mpg (UCI Auto MPG: 392 cars, predict mpg from 7 features).
+Result: 0.00 test MAE (mpg) with the defaults, against 0.00 for linear regression on the same split (`kerasdl train regression`, seed 1337).
+Parameters: 0 (the default model on auto_mpg)
+
+Usage:
+    kerasdl train regression
+    kerasdl train regression --data houses.csv --target price --set units=128
+    python regression.py    # standalone demo on data it generates itself
+"""
+
+import keras
+import keras_tuner
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+TASK = "regression"
+DEFAULTS = {"data": "auto_mpg", "target": "mpg", "epochs": 200, "batch_size": 32}
+OBJECTIVE = keras_tuner.Objective("val_mae", direction="min")
+
+
+def make_pipeline(ds, spec, hp, training, batch_size=32):
+    """Batches `(features, target)` pairs; shuffles in training only."""
+    ds = ds.cache()
+    if training:
+        ds = ds.shuffle(10_000)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def build_model(hp, spec):
+    """Builds and compiles the MLP; every knob is a hyperparameter."""
+    units = hp.Int("units", 16, 256, step=16, default=64)
+    activation = hp.Choice("activation", ["relu", "gelu", "tanh"], default="relu")
+    dropout_rate = hp.Float("dropout_rate", 0.0, 0.5, step=0.1, default=0.0)
+    learning_rate = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
+
+    inputs = keras.Input(shape=spec["input_shape"], name="features")
+    x = layers.Normalization(mean=spec["feature_mean"], variance=spec["feature_variance"],
+                             name="normalize")(inputs)
+    for layer in range(1, hp.Int("num_layers", 1, 4, default=2) + 1):
+        x = layers.Dense(units, activation=activation, name=f"dense{layer}")(x)
+        x = layers.Dropout(dropout_rate, name=f"dropout{layer}")(x)
+    x = layers.Dense(spec.get("num_targets", 1), name="output")(x)
+    # The layers learn a standardized target; this puts predictions back in its units.
+    outputs = layers.Rescaling(spec["target_std"], offset=spec["target_mean"],
+                               name="target_scale")(x)
+
+    model = keras.Model(inputs, outputs, name="regression")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=hp.Choice("loss", ["mae", "mse", "huber"], default="mae"),
+        metrics=["mae", keras.metrics.RootMeanSquaredError(name="rmse")],
+    )
+    return model
+
+
+if __name__ == "__main__":
+    # A target with curvature and an interaction that a linear model cannot fit.
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 2, (2000, 3)).astype("float32")
+    y = (np.sin(2 * x[:, 0]) + x[:, 1] ** 2 + x[:, 1] * x[:, 2]).astype("float32")
+    y += rng.normal(0, 0.1, y.shape).astype("float32")
+    x_train, y_train, x_test, y_test = x[:1600], y[:1600], x[1600:], y[1600:]
+    spec = {"input_shape": [3], "feature_mean": x_train.mean(0).tolist(),
+            "feature_variance": x_train.var(0).tolist(),
+            "target_mean": float(y_train.mean()), "target_std": float(y_train.std())}
+    hp = keras_tuner.HyperParameters()
+    model = build_model(hp, spec)
+    train = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+    test = tf.data.Dataset.from_tensor_slices((x_test, y_test))
+    model.fit(make_pipeline(train, spec, hp, training=True), epochs=30, verbose=2)
+    _, mae, _ = model.evaluate(make_pipeline(test, spec, hp, training=False), verbose=0)
+    print(f"Test MAE {mae:.3f}; predicting the mean gives {np.abs(y_test - y_train.mean()).mean():.3f}")
