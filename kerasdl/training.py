@@ -165,7 +165,8 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir):
             fit(hp, model, train_data, validation_data=validation_data,
                 epochs=settings["epochs"], callbacks=callbacks, verbose=verbose)
         else:
-            model.fit(train_data, validation_data=validation_data,
+            # The recipe's pipeline shuffles; Keras cannot shuffle a tf.data.Dataset.
+            model.fit(train_data, validation_data=validation_data, shuffle=False,
                       epochs=settings["epochs"], callbacks=callbacks, verbose=verbose)
         seconds = time.perf_counter() - start
         test_metrics = model.evaluate(test_data, return_dict=True, verbose=0)

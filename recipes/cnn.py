@@ -1,15 +1,19 @@
 """Convolutional image classifier
 
-Classifies images with convolution blocks (conv, batch norm, ReLU, max pooling),
-global average pooling, dropout and a softmax head, like keras-io's mnist_convnet.
+Image classifier of conv blocks with batch norm, global pooling and dropout.
+
+Each block stacks 3x3 convolutions (batch norm, ReLU) and ends in max pooling;
+the width doubles from block to block, like keras-io's mnist_convnet grown up.
+Augmentation (random shifts and rotations) is a hyperparameter, off by default:
+8x8 digits lose information when shifted, photos gain from it.
 
 Default data: digits (scikit-learn's 1,797 handwritten digits, 8x8 grayscale, 10 classes).
-Result: 0.000 test accuracy with the defaults (`kerasdl train cnn`, seed 1337).
-Parameters: 0 (the default model on digits)
+Result: 0.997 test accuracy with the defaults (`kerasdl train cnn`, seed 1337).
+Parameters: 66,218 (the default model on digits)
 
 Usage:
     kerasdl train cnn
-    kerasdl train cnn --data photos/ --set filters=64 --set conv_blocks=3
+    kerasdl train cnn --data photos/ --set augment=true --set conv_blocks=3
     kerasdl train cnn --data tfds:mnist
     python cnn.py    # standalone demo on images it draws itself
 """
@@ -58,7 +62,9 @@ def build_model(hp, spec):
         for conv in range(1, hp.Int("convs_per_block", 1, 3, default=2) + 1):
             x = layers.Conv2D(filters * 2 ** (block - 1), 3, padding="same",
                               use_bias=False, name=f"block{block}_conv{conv}")(x)
-            x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+            # momentum 0.9: the moving statistics settle within the few hundred
+            # steps that small data sets give (Keras' 0.99 needs thousands).
+            x = layers.BatchNormalization(momentum=0.9, name=f"block{block}_bn{conv}")(x)
             x = layers.Activation("relu", name=f"block{block}_relu{conv}")(x)
         if min(x.shape[1], x.shape[2]) >= 2:
             x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
@@ -93,6 +99,6 @@ if __name__ == "__main__":
     model = build_model(hp, spec)
     train = tf.data.Dataset.from_tensor_slices((images[:1000], labels[:1000]))
     test = tf.data.Dataset.from_tensor_slices((images[1000:], labels[1000:]))
-    model.fit(make_pipeline(train, spec, hp, training=True), epochs=3, verbose=2)
+    model.fit(make_pipeline(train, spec, hp, training=True), epochs=8, verbose=2)
     loss, accuracy = model.evaluate(make_pipeline(test, spec, hp, training=False), verbose=0)
     print(f"Test accuracy on the generated bars and squares: {accuracy:.3f}")

@@ -1,12 +1,15 @@
 """Sequential MLP regression
 
-Predicts a number from tabular features with a stack of dense layers between a
-normalization layer (statistics of the training split) and an output layer that
-restores the target's scale, like TensorFlow's fuel-efficiency tutorial.
+Tabular regression with a normalized MLP; beats linear regression on Auto MPG.
+
+A stack of dense layers between a normalization layer (statistics of the
+training split) and an output layer that restores the target's scale, like
+TensorFlow's fuel-efficiency tutorial. Text columns of a CSV are one-hot encoded.
 
 Default data: auto_mpg (UCI Auto MPG: 392 cars, predict mpg from 7 features).
-Result: 0.00 test MAE (mpg) with the defaults, against 0.00 for linear regression on the same split (`kerasdl train regression`, seed 1337).
-Parameters: 0 (the default model on auto_mpg)
+Result: 1.97 test MAE (mpg) with the defaults; linear regression on the same split: 2.39
+(`kerasdl train regression`, seed 1337).
+Parameters: 4,865 (the default model on auto_mpg)
 
 Usage:
     kerasdl train regression

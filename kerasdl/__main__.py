@@ -1,0 +1,5 @@
+"""`python -m kerasdl ...` runs the command line."""
+
+from kerasdl.cli import main
+
+main()

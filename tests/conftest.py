@@ -1,0 +1,47 @@
+"""Shared test helpers: running the CLI in-process and in a real subprocess."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """Runs `kerasdl ARGS...` in-process from `tmp_path`; returns Click's Result."""
+    from kerasdl.cli import cli as group
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(group, [str(arg) for arg in args], catch_exceptions=False)
+
+    return run
+
+
+def run_kerasdl(*args, cwd=None, env=None, timeout=600):
+    """Runs `python -m kerasdl ARGS...` in a real subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "kerasdl", *map(str, args)], cwd=cwd, capture_output=True,
+        text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )
+
+
+def assert_one_line_error(result, code, *fragments):
+    """Asserts a failed command: exit `code`, one `Error:` line on stderr, no traceback."""
+    stderr = result.stderr.strip()
+    exit_code = result.exit_code if hasattr(result, "exit_code") else result.returncode
+    assert exit_code == code, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
