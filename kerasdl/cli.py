@@ -21,6 +21,12 @@ from kerasdl.errors import UsageError
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def _start_tensorflow():
+    from kerasdl.devices import start_tensorflow
+
+    start_tensorflow()
+
+
 class KerasdlGroup(click.Group):
     """A Click group that reports every error as one line on stderr, with no traceback.
 
@@ -32,10 +38,10 @@ class KerasdlGroup(click.Group):
     def main(self, args=None, prog_name=None, **kwargs):
         kwargs["standalone_mode"] = False
         try:
-            result = super().main(args=args, prog_name=prog_name or "kerasdl", **kwargs)
+            result = super().main(args=args, prog_name="kerasdl", **kwargs)
         except click.UsageError as error:
-            hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
-            _fail(f"{error.format_message()}{hint}", 2)
+            hint = f" See '{error.ctx.command_path} --help'." if error.ctx else ""
+            _fail(f"{error.format_message().rstrip('.')}.{hint}", 2)
         except click.ClickException as error:
             _fail(error.format_message(), error.exit_code)
         except click.exceptions.Abort:
@@ -168,6 +174,7 @@ def train(recipe, data, target, data_dir, epochs, batch_size, assignments, confi
     if resolved.get("output") and Path(resolved["output"]).is_file():
         raise UsageError(f"`--output` {resolved['output']!r} is an existing file; "
                          "give a new or empty folder.")
+    _start_tensorflow()
     from kerasdl.training import train as train_recipe
 
     run_dir = train_recipe(recipe, resolved, command="kerasdl " + " ".join(sys.argv[1:]))
@@ -183,6 +190,7 @@ def train(recipe, data, target, data_dir, epochs, batch_size, assignments, confi
 @json_option
 def evaluate(run, data, target, data_dir, split, batch_size, as_json):
     """Score a run directory or .keras model on the test split or given data."""
+    _start_tensorflow()
     from kerasdl.evaluation import evaluate as evaluate_run
 
     metrics = evaluate_run(run, data=data, target=target, data_dir=data_dir, split=split,
@@ -204,6 +212,7 @@ def predict(run, input_path, output, force):
     """Predict CSV rows, an image file or an image folder with a run or model (CSV out)."""
     if output and Path(output).exists() and not force:
         raise UsageError(f"`--output` {output!r} exists; pass --force to overwrite it.")
+    _start_tensorflow()
     from kerasdl import runs
     from kerasdl.evaluation import predict as predict_run
 

@@ -21,8 +21,8 @@ class DataError(KerasdlError):
     """Data that cannot be found, read or used for the recipe's task."""
 
 
-class RecipeError(KerasdlError):
-    """A recipe that does not exist or breaks the recipe contract."""
+class RecipeError(UsageError):
+    """A recipe name that does not exist, or a recipe that breaks the recipe contract."""
 
 
 class RunError(KerasdlError):

@@ -130,7 +130,7 @@ def pinned(overrides, space_hp):
     for name, raw in overrides.items():
         if name not in params:
             raise UsageError(
-                f"Unknown hyperparameter: {name!r}. Valid names: {', '.join(params)}"
+                f"Unknown hyperparameter: {name!r}. Valid names: {', '.join(sorted(params))}"
             )
         hp.Fixed(name, check_value(params[name], raw))
     return hp

@@ -24,7 +24,7 @@ import tensorflow as tf
 from keras import layers
 
 TASK = "regression"
-DEFAULTS = {"data": "auto_mpg", "target": "mpg", "epochs": 200, "batch_size": 32}
+DEFAULTS = {"data": "auto_mpg", "epochs": 200, "batch_size": 32}
 OBJECTIVE = keras_tuner.Objective("val_mae", direction="min")
 
 
