@@ -19,6 +19,8 @@ KEYS = {
     "test_split": "fraction of examples for testing",
     "image_size": "[height, width] images are resized to",
     "channels": "colour channels of image folders (1 or 3)",
+    "window": "time steps a forecasting model sees",
+    "horizon": "how many steps ahead a forecast is",
     "output": "run directory",
     "set": "hyperparameters, NAME: VALUE",
 }
@@ -97,6 +99,8 @@ def check(settings):
     """
     _positive_int(settings, "epochs")
     _positive_int(settings, "batch_size")
+    _positive_int(settings, "window")
+    _positive_int(settings, "horizon")
     for key in ("seed", "split_seed"):
         value = settings.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -80,7 +80,16 @@ def predict_dataset(model, dataset):
 
 
 def baseline(splits, task):
-    """Scores a classic scikit-learn model on the same tabular split, for comparison."""
+    """Scores a classic model on the same split, for comparison.
+
+    Tabular data: linear or logistic regression (scikit-learn); forecasting: the naive
+    forecast that repeats the last observed value of the target.
+    """
+    if task == "forecasting":
+        index = splits.spec["target_index"]
+        errors = [np.abs(y.numpy() - x.numpy()[:, -1, index:index + 1])
+                  for x, y in splits.test.batch(1024)]
+        return {"model": "naive_last_value", "mae": float(np.concatenate(errors).mean())}
     if splits.arrays is None:
         return None
     (x_train, y_train), (x_test, y_test) = splits.arrays["train"], splits.arrays["test"]
@@ -177,7 +186,7 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir):
         examples = int(splits.train.cardinality())
     metrics = {
         "test": {name: float(value) for name, value in test_metrics.items()},
-        "baseline": baseline(splits, recipe.TASK),
+        "baseline": baseline(splits, splits.spec["task"]),
         "epochs": settings["epochs"],
         "train_seconds": round(seconds, 3),
         "samples_per_second": round(examples * settings["epochs"] / seconds, 1)
@@ -192,7 +201,7 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir):
     if "class_names" in splits.spec:
         plots.confusion_matrix(labels, predictions.argmax(axis=-1), splits.spec["class_names"],
                                run_dir / "plots" / "confusion_matrix.png")
-    elif recipe.TASK == "regression":
+    elif splits.spec["task"] in ("regression", "forecasting"):
         plots.predicted_vs_actual(labels.reshape(-1), predictions.reshape(-1),
                                   splits.spec.get("target", "target"),
                                   run_dir / "plots" / "predictions.png")

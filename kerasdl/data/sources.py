@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasdl.data import images as image_files
+from kerasdl.data import series
 from kerasdl.data import tabular
 from kerasdl.errors import DataError
 
@@ -16,10 +17,17 @@ EMBEDDED = {
     "digits": ("images", "scikit-learn's 1,797 handwritten digits, 8x8 grayscale, 10 classes"),
     "auto_mpg": ("tabular", "UCI Auto MPG, 392 cars: predict fuel use (mpg) from 7 features"),
     "diabetes": ("tabular", "scikit-learn's diabetes: 442 patients, 10 features, disease progression"),
+    "seasonal": ("series", "generated hourly series, 3,000 steps: daily and weekly seasons, trend, noise"),
+    "patterns": ("series", "generated sequences, 1,500 of 64 steps: sine, square or sawtooth"),
 }
 # A recipe's TASK -> the modality of data it takes.
 TASK_MODALITY = {"regression": "tabular", "classification": "tabular",
-                 "image_classification": "images"}
+                 "image_classification": "images", "reconstruction": "images",
+                 "generation": "images", "forecasting": "series",
+                 "sequence_classification": "series"}
+WANTED = {"images": "image data (digits, tfds:NAME or an image folder)",
+          "tabular": "tabular data (auto_mpg, diabetes or a CSV file)",
+          "series": "a series (seasonal, patterns or a CSV file in time order)"}
 
 
 @dataclasses.dataclass
@@ -62,7 +70,14 @@ def load_data(source, task, settings, spec=None):
     Raises:
         DataError: when the source cannot be found, read, or used for `task`.
     """
-    source = str(source)
+    splits = _load(str(source), task, settings, spec)
+    if TASK_MODALITY.get(task) == "images" and splits.spec.get("task") != task:
+        # The same images serve classifiers, autoencoders and GANs.
+        splits.spec = {**splits.spec, "task": task}
+    return splits
+
+
+def _load(source, task, settings, spec):
     if spec is not None and "input_shape" in spec and len(spec["input_shape"]) == 3:
         settings = {**settings, "image_size": spec["input_shape"][:2],
                     "channels": spec["input_shape"][2]}
@@ -72,6 +87,11 @@ def load_data(source, task, settings, spec=None):
         _check_modality(source, kind, modality, task)
         if source == "digits":
             return _digits(settings)
+        if source == "patterns":
+            return series.patterns(settings)
+        if source == "seasonal":
+            return series.windows(series.seasonal_frame(), settings.get("target") or "value",
+                                  source, settings, spec)
         return _tabular(*_embedded_frame(source, settings), task, settings, spec)
     if source.startswith("tfds:"):
         _check_modality(source, "images", modality, task)
@@ -86,8 +106,10 @@ def load_data(source, task, settings, spec=None):
         if path.suffix.lower() not in (".csv", ".txt", ".tsv"):
             raise DataError(f"Unsupported data file {source!r}: give a .csv file. "
                             f"Valid data: {describe_sources()}.")
-        _check_modality(source, "tabular", modality, task)
         target = settings.get("target") or (spec or {}).get("target")
+        if modality == "series":
+            return series.windows(tabular.read_csv(path), target, source, settings, spec)
+        _check_modality(source, "tabular", modality, task)
         return _tabular(tabular.read_csv(path), target, source, task, settings, spec)
     raise DataError(f"Data not found: {source!r}. Valid data: {describe_sources()}.")
 
@@ -107,9 +129,7 @@ def _matching(splits, spec):
 
 def _check_modality(source, kind, modality, task):
     if kind != modality:
-        wanted = {"images": "image data (digits, tfds:NAME or an image folder)",
-                  "tabular": "tabular data (auto_mpg, diabetes or a CSV file)"}[modality]
-        raise DataError(f"Data {source!r} holds {kind}; a {task} recipe needs {wanted}.")
+        raise DataError(f"Data {source!r} holds {kind}; a {task} recipe needs {WANTED[modality]}.")
 
 
 def _embedded_frame(name, settings):
