@@ -159,8 +159,11 @@ def show(recipe, as_json):
               help="JSON or YAML file of settings; the command line wins.")
 @click.option("--seed", type=int, help="Random seed (default 1337).")
 @click.option("--output", type=click.Path(), help="Run directory (new or empty folder).")
+@click.option("--exclude-class", "exclude_classes", multiple=True, metavar="NAME",
+              help="Leave a class out of training and validation (anomaly detection); "
+              "repeatable.")
 def train(recipe, data, target, data_dir, epochs, batch_size, assignments, config_file, seed,
-          output):
+          output, exclude_classes):
     """Train RECIPE into a new run directory and print its path."""
     from kerasdl import hparams
     from kerasdl import settings
@@ -169,6 +172,7 @@ def train(recipe, data, target, data_dir, epochs, batch_size, assignments, confi
     config = settings.read_config(config_file) if config_file else {}
     cli_values = {"data": data, "target": target, "data_dir": data_dir, "epochs": epochs,
                   "batch_size": batch_size, "seed": seed, "output": output,
+                  "exclude_classes": list(exclude_classes) or None,
                   "set": hparams.parse_assignments(assignments)}
     resolved = settings.resolve(info["defaults"], config, cli_values)
     if resolved.get("output") and Path(resolved["output"]).is_file():

@@ -34,9 +34,9 @@ def load_run(path):
     return runs.load_model(model_path), config, recipe
 
 
-def _task(model, recipe):
-    if recipe is not None:
-        return recipe.TASK
+def _task(model, config):
+    if config is not None:
+        return config["spec"]["task"]
     if len(model.input_shape) == 4:
         return "image_classification"
     loss = str(getattr(model, "loss", "") or "")
@@ -78,7 +78,7 @@ def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size
             base[key] = value
     base.setdefault("batch_size", 32)
     spec = config["spec"] if config else None
-    splits = load_data(base["data"], _task(model, recipe), base, spec=spec)
+    splits = load_data(base["data"], _task(model, config), base, spec=spec)
     if split == "all":
         dataset = splits.train.concatenate(splits.validation).concatenate(splits.test)
     else:
@@ -100,8 +100,9 @@ def predict(path, input_path, batch_size=32):
 
     Returns:
         A DataFrame: an `id` column (row number or file path), then for classifiers
-        `prediction` (class name), `confidence` and one probability column per class,
-        for regression `prediction`.
+        `prediction` (class name), `confidence` and one probability column per class;
+        for regression `prediction`; for autoencoders `reconstruction_error` (mean
+        squared error in [0, 1] pixel units: high means unlike the training data).
 
     Raises:
         DataError: for an input that is missing, unreadable or does not match the model.
@@ -130,7 +131,12 @@ def predict(path, input_path, batch_size=32):
     with contextlib.redirect_stdout(sys.stderr):
         outputs = np.asarray(model.predict(features, batch_size=batch_size, verbose=0))
     result = pd.DataFrame({"id": ids})
-    if _task(model, recipe) == "regression":
+    task = _task(model, config)
+    if task == "reconstruction":
+        errors = np.square(outputs - features / 255.0).reshape(len(ids), -1).mean(axis=1)
+        result["reconstruction_error"] = errors
+        return result
+    if task == "regression":
         result["prediction"] = outputs.reshape(len(ids), -1)[:, 0]
         return result
     names = spec.get("class_names") or [str(i) for i in range(outputs.shape[-1])]

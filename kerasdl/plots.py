@@ -51,6 +51,39 @@ def predicted_vs_actual(targets, predictions, name, path):
     _save(figure, path)
 
 
+def reconstructions(images, outputs, path):
+    """Shows images (top row) above their reconstructions (bottom row); values in [0, 1]."""
+    count = len(images)
+    figure, axes = plt.subplots(2, count, figsize=(1.2 * count, 2.8), squeeze=False)
+    for column in range(count):
+        for row, batch in enumerate((images, outputs)):
+            _show(axes[row][column], batch[column])
+    axes[0][0].set_title("input", loc="left", fontsize=9)
+    axes[1][0].set_title("reconstruction", loc="left", fontsize=9)
+    _save(figure, path)
+
+
+def image_grid(images, path, title=None, columns=8):
+    """Shows images in [0, 1] as a grid."""
+    rows = -(-len(images) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.2 * columns, 1.2 * rows),
+                                squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        if index < len(images):
+            _show(axis, images[index])
+        else:
+            axis.axis("off")
+    if title:
+        figure.suptitle(title)
+    _save(figure, path)
+
+
+def _show(axis, image):
+    image = image.squeeze(-1) if image.shape[-1] == 1 else image
+    axis.imshow(image.clip(0, 1), cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+    axis.axis("off")
+
+
 def _save(figure, path):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()

@@ -21,6 +21,7 @@ KEYS = {
     "channels": "colour channels of image folders (1 or 3)",
     "window": "time steps a forecasting model sees",
     "horizon": "how many steps ahead a forecast is",
+    "exclude_classes": "classes left out of training and validation (anomaly detection)",
     "output": "run directory",
     "set": "hyperparameters, NAME: VALUE",
 }
@@ -120,6 +121,9 @@ def check(settings):
                 f"`image_size` must be two positive integers [height, width]. Received: image_size={size!r}"
             )
         settings["image_size"] = list(size)
+    excluded = settings.get("exclude_classes")
+    if excluded is not None and not isinstance(excluded, (list, tuple)):
+        settings["exclude_classes"] = [excluded]
     channels = settings.get("channels")
     if channels is not None and channels not in (1, 3):
         raise UsageError(f"`channels` must be 1 or 3. Received: channels={channels!r}")

@@ -193,16 +193,52 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir):
         if examples and examples > 0 else None,
         "num_examples": splits.spec.get("num_examples"),
     }
+    if splits.spec["task"] == "reconstruction" and splits.spec.get("excluded_classes"):
+        metrics["anomaly_roc_auc"] = anomaly_roc_auc(model, splits)
     runs.write_json(run_dir / "metrics.json", metrics)
 
     history = pd.read_csv(run_dir / "history.csv")
     plots.learning_curves(history, run_dir / "plots" / "learning_curves.png")
-    labels, predictions = predict_dataset(model, test_data)
-    if "class_names" in splits.spec:
-        plots.confusion_matrix(labels, predictions.argmax(axis=-1), splits.spec["class_names"],
-                               run_dir / "plots" / "confusion_matrix.png")
-    elif splits.spec["task"] in ("regression", "forecasting"):
-        plots.predicted_vs_actual(labels.reshape(-1), predictions.reshape(-1),
-                                  splits.spec.get("target", "target"),
-                                  run_dir / "plots" / "predictions.png")
+    task_plots(model, splits.spec, test_data, run_dir / "plots")
     return metrics
+
+
+def anomaly_roc_auc(model, splits):
+    """ROC AUC of the reconstruction error at telling the excluded classes from the rest.
+
+    Scored on the test split, which holds every class; 1.0 ranks every example of an
+    excluded class above every other example.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    excluded = [splits.spec["class_names"].index(name) for name in splits.spec["excluded_classes"]]
+    errors, labels = [], []
+    for x, y in splits.test.batch(256):
+        outputs = np.asarray(model.predict_on_batch(x))
+        errors.append(np.square(outputs - x.numpy() / 255.0).reshape(len(x), -1).mean(axis=1))
+        labels.append(np.isin(y.numpy(), excluded))
+    return float(roc_auc_score(np.concatenate(labels), np.concatenate(errors)))
+
+
+CLASSIFICATION = ("image_classification", "classification", "sequence_classification")
+
+
+def task_plots(model, spec, test_data, folder):
+    """Writes the plot that shows a task's result best, from the test split."""
+    task = spec["task"]
+    if task == "generation":
+        plots.image_grid(np.asarray(model.generate(64)), folder / "samples.png",
+                         title="Generated samples")
+        return
+    labels, predictions = predict_dataset(model, test_data)
+    if task in CLASSIFICATION:
+        plots.confusion_matrix(labels, predictions.argmax(axis=-1), spec["class_names"],
+                               folder / "confusion_matrix.png")
+    elif task in ("regression", "forecasting"):
+        plots.predicted_vs_actual(labels.reshape(-1), predictions.reshape(-1),
+                                  spec.get("target", "target"), folder / "predictions.png")
+    elif task == "reconstruction":
+        plots.reconstructions(labels[:10], predictions[:10], folder / "reconstructions.png")
+        if hasattr(model, "sample"):
+            plots.image_grid(np.asarray(model.sample(64)), folder / "prior_samples.png",
+                             title="Decoded from the prior")

@@ -74,7 +74,40 @@ def load_data(source, task, settings, spec=None):
     if TASK_MODALITY.get(task) == "images" and splits.spec.get("task") != task:
         # The same images serve classifiers, autoencoders and GANs.
         splits.spec = {**splits.spec, "task": task}
+    if settings.get("exclude_classes") and spec is None:
+        _exclude_classes(splits, settings["exclude_classes"])
     return splits
+
+
+def _exclude_classes(splits, names):
+    """Leaves classes out of the train and validation splits; the test split keeps them.
+
+    A model trained this way has never seen those classes: an autoencoder's
+    reconstruction error on the test split then measures how well it spots them.
+    """
+    import tensorflow as tf
+
+    class_names = splits.spec.get("class_names")
+    if not class_names:
+        raise DataError("`exclude_classes` needs data with classes.")
+    unknown = [str(name) for name in names if str(name) not in class_names]
+    if unknown:
+        raise DataError(f"Unknown class(es) in `exclude_classes`: {', '.join(unknown)}. "
+                        f"Valid classes: {', '.join(class_names)}")
+    excluded = tf.constant([class_names.index(str(name)) for name in names],
+                           dtype=tf.int32)
+
+    def kept(x, y):
+        return tf.reduce_all(tf.not_equal(tf.cast(y, tf.int32), excluded))
+
+    splits.train = splits.train.filter(kept)
+    splits.validation = splits.validation.filter(kept)
+    splits.spec = {**splits.spec, "excluded_classes": [str(name) for name in names]}
+    if splits.spec.get("num_examples"):
+        splits.spec["num_examples"] = {
+            **splits.spec["num_examples"],
+            "train": sum(1 for _ in splits.train),
+            "validation": sum(1 for _ in splits.validation)}
 
 
 def _load(source, task, settings, spec):
