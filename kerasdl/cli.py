@@ -229,6 +229,24 @@ def predict(run, input_path, output, force):
 
 
 @cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--num", "num_samples", type=click.IntRange(min=1), default=64, show_default=True,
+              help="How many images to generate.")
+@click.option("--output", type=click.Path(file_okay=False), required=True,
+              help="Folder for the PNG files (new or empty).")
+@click.option("--seed", type=int, help="Seed of the codes: the same seed gives the same images.")
+@click.option("--force", is_flag=True, help="Write into a folder that holds files.")
+def generate(run, num_samples, output, seed, force):
+    """Generate images with a GAN run and write them as PNG files."""
+    _start_tensorflow()
+    from kerasdl.evaluation import generate as generate_images
+
+    paths = generate_images(run, num_samples, output, seed=seed, force=force)
+    click.echo(f"Wrote {len(paths)} images to {output}", err=True)
+    click.echo(str(output))
+
+
+@cli.command()
 @click.argument("recipe")
 @click.argument("dest", type=click.Path())
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")

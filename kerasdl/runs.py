@@ -111,10 +111,16 @@ def load_model(model_path):
     Raises:
         RunError: when the file is not a loadable Keras model.
     """
+    import warnings
+
     import keras
 
     try:
-        return keras.saving.load_model(model_path, safe_mode=True)
+        with warnings.catch_warnings():
+            # A compiled optimizer that training never used (a GAN's, whose own two
+            # optimizers do the work) has no saved state; nothing is lost for kerasdl.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.saving.load_model(model_path, safe_mode=True)
     except Exception as error:  # Keras raises many kinds for a bad file
         first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise RunError(f"Cannot load model {str(model_path)!r}: {first}") from None

@@ -164,14 +164,17 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir):
         keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
     ]
+    if hasattr(model, "generate"):
+        callbacks.append(SampleGrid(run_dir / "plots", every=max(1, settings["epochs"] // 5)))
     fit = getattr(recipe, "fit", None)
+    returned = None
     # Progress bars on a terminal, one line per epoch in logs.
     verbose = 1 if sys.stderr.isatty() else 2
     start = time.perf_counter()
     # Keras prints progress to stdout; stdout is kept for results (the run path).
     with contextlib.redirect_stdout(sys.stderr):
         if fit is not None:
-            fit(hp, model, train_data, validation_data=validation_data,
+            returned = fit(hp, model, train_data, validation_data=validation_data,
                 epochs=settings["epochs"], callbacks=callbacks, verbose=verbose)
         else:
             # The recipe's pipeline shuffles; Keras cannot shuffle a tf.data.Dataset.
@@ -186,6 +189,9 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir):
         examples = int(splits.train.cardinality())
     metrics = {
         "test": {name: float(value) for name, value in test_metrics.items()},
+        # What a recipe's own `fit` measured on the validation split (its tuner objective).
+        "validation": ({name: float(value) for name, value in returned.items()}
+                       if isinstance(returned, dict) else None),
         "baseline": baseline(splits, splits.spec["task"]),
         "epochs": settings["epochs"],
         "train_seconds": round(seconds, 3),
@@ -201,6 +207,20 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir):
     plots.learning_curves(history, run_dir / "plots" / "learning_curves.png")
     task_plots(model, splits.spec, test_data, run_dir / "plots")
     return metrics
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Writes a grid of generated samples every `every` epochs, from fixed codes."""
+
+    def __init__(self, folder, every=10, num_samples=64):
+        super().__init__()
+        self.folder, self.every, self.num_samples = folder, every, num_samples
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            images = np.asarray(self.model.generate(self.num_samples, seed=0))
+            plots.image_grid(images, self.folder / f"samples_epoch_{epoch + 1:03d}.png",
+                             title=f"Epoch {epoch + 1}")
 
 
 def anomaly_roc_auc(model, splits):
