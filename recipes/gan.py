@@ -13,10 +13,12 @@ between generated and validation images, which `fit` returns: GAN losses do not
 say how good the samples are.
 
 Default data: digits (scikit-learn's 1,797 handwritten digits, 8x8 grayscale).
-Result: a digits classifier (the cnn recipe) labels 1,000 generated samples with mean
-top-class probability 0.00 over 0 of 10 classes; uniform noise: 0.00, real test digits:
-0.00. Validation MMD 0.000 (`kerasdl train gan`, seed 1337).
-Parameters: 0 (generator and discriminator on digits)
+Result: of 1,000 generated digits, a 10-nearest-neighbour vote trained on real digits
+is sure of the class with mean top probability 0.861, across 10 of 10 classes; uniform
+noise: 0.592, real test digits: 0.953 (`python benchmarks/gan_quality.py`, seed 1337).
+The cnn recipe's softmax covers 10 classes (noise: 6) but is as sure of noise (0.922)
+as of samples (0.921). Validation MMD 0.012 (`kerasdl train gan`).
+Parameters: 489,282 (generator and discriminator on digits)
 
 Usage:
     kerasdl train gan
