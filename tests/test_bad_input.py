@@ -7,6 +7,7 @@ import pytest
 
 from conftest import assert_one_line_error
 from conftest import run_kerasdl
+from kerasdl import registry
 
 
 @pytest.fixture
@@ -22,8 +23,8 @@ def _snapshot(root):
 
 CASES = [
     # (args, exit code, fragments of the message)
-    (["train", "cnnn"], 2, ["Unknown recipe: 'cnnn'", "Valid recipes: cnn, regression"]),
-    (["show", "nope"], 2, ["Unknown recipe: 'nope'", "cnn, regression"]),
+    (["train", "cnnn"], 2, ["Unknown recipe: 'cnnn'", "Valid recipes: {recipes}"]),
+    (["show", "nope"], 2, ["Unknown recipe: 'nope'", "Valid recipes: {recipes}"]),
     (["copy", "nope", "x.py"], 2, ["Unknown recipe: 'nope'"]),
     (["train", "cnn", "--set", "filterz=32"], 2,
      ["Unknown hyperparameter: 'filterz'", "Valid names: augment, conv_blocks"]),
@@ -79,6 +80,7 @@ def test_bad_input(cli, tmp_path, csv_file, args, code, fragments):
              "bad_key": tmp_path / "bad_key.yaml", "bad_epochs": tmp_path / "bad_epochs.json",
              "corrupt_model": tmp_path / "corrupt.keras"}
     args = [arg.format(**names) for arg in args]
+    fragments = [text.replace("{recipes}", ", ".join(registry.list_recipes())) for text in fragments]
     before = _snapshot(tmp_path)
 
     result = cli(*args)
