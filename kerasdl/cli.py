@@ -124,11 +124,46 @@ def _domain(param):
     return str(param.get("value"))
 
 
+def _show_search(directory, as_json, top=10):
+    import pandas as pd
+
+    meta = json.loads((directory / "search.json").read_text())
+    results = directory / "results.csv"
+    if not results.exists():
+        raise KerasdlError(f"Search {str(directory)!r} has no results.csv yet; run "
+                           "`kerasdl tune` again to continue it.")
+    frame = pd.read_csv(results)
+    objective = meta["objective"]["name"]
+    done = frame[frame["status"] == "COMPLETED"].sort_values(
+        objective, ascending=meta["objective"]["direction"] == "min")
+    if as_json:
+        click.echo(done.head(top).to_json(orient="records", indent=2))
+        return
+    click.echo(f"Search of {meta['recipe']} with the {meta['tuner']} tuner: {len(done)} of "
+               f"{len(frame)} trials completed; {objective} ({meta['objective']['direction']}).")
+    columns = ["trial_id", objective, "best_epoch", "wall_seconds"] + [
+        p["name"] for p in meta["search_space"] if p["name"] in done.columns]
+    rows = [[_format(row[c]) for c in columns] for _, row in done.head(top).iterrows()]
+    click.echo(_table(rows, columns))
+
+
+def _format(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value
+
+
 @cli.command()
 @click.argument("recipe")
 @json_option
 def show(recipe, as_json):
-    """Show a recipe's header, defaults, search space and parameter count."""
+    """Show a recipe's header, defaults, search space and parameter count.
+
+    Given a search directory (from `kerasdl tune`), show its best trials.
+    """
+    if (Path(recipe) / "search.json").is_file():
+        _show_search(Path(recipe), as_json)
+        return
     info = registry.recipe_info(recipe)
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
@@ -183,6 +218,55 @@ def train(recipe, data, target, data_dir, epochs, batch_size, assignments, confi
 
     run_dir = train_recipe(recipe, resolved, command="kerasdl " + " ".join(sys.argv[1:]))
     click.echo(str(run_dir))
+
+
+@cli.command()
+@click.argument("recipe")
+@_data_options
+@click.option("--tuner", type=click.Choice(["random", "bayesian", "hyperband", "grid"]),
+              default="random", show_default=True, help="Keras Tuner search algorithm.")
+@click.option("--max-trials", type=int, default=10, show_default=True,
+              help="Trials to run (hyperband: set by --epochs and its factor 3 instead).")
+@click.option("--epochs", type=int, help="Epochs per trial (hyperband: the most per trial).")
+@click.option("--batch-size", type=int, help="Batch size (a positive integer).")
+@click.option("--objective", help="Metric to optimise, NAME[:min|max]; default: the recipe's.")
+@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="Pin a hyperparameter out of the search; repeatable.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="JSON or YAML file of settings; the command line wins.")
+@click.option("--seed", type=int, help="Random seed (default 1337).")
+@click.option("--output", type=click.Path(), help="Search directory "
+              "(default searches/RECIPE-TUNER); running again continues the search.")
+@click.option("--overwrite", is_flag=True, help="Delete the search in --output and start afresh.")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Run trials in N worker processes (Keras Tuner's chief/worker mode).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address the chief serves on: its gRPC has no authentication.")
+@click.option("--port", type=click.IntRange(1, 65535), help="Chief port (default: a free one).")
+@click.option("--no-retrain", is_flag=True, help="Skip retraining the best configuration.")
+def tune(recipe, data, target, data_dir, tuner, max_trials, epochs, batch_size, objective,
+         assignments, config_file, seed, output, overwrite, workers, host, port, no_retrain):
+    """Search RECIPE's hyperparameters with Keras Tuner; print the search directory.
+
+    Runs or continues the search, writes results.csv, best_hyperparameters.json and
+    plots, and retrains the best configuration on train + validation into best/.
+    """
+    from kerasdl import hparams
+    from kerasdl import settings
+
+    info = registry.recipe_info(recipe)
+    config = settings.read_config(config_file) if config_file else {}
+    cli_values = {"data": data, "target": target, "data_dir": data_dir, "epochs": epochs,
+                  "batch_size": batch_size, "seed": seed,
+                  "set": hparams.parse_assignments(assignments)}
+    resolved = settings.resolve(info["defaults"], config, cli_values)
+    _start_tensorflow()
+    from kerasdl.tuning import tune as run_tune
+
+    directory = run_tune(recipe, resolved, tuner=tuner, max_trials=max_trials,
+                         objective=objective, output=output, overwrite=overwrite,
+                         workers=workers, host=host, port=port, retrain=not no_retrain)
+    click.echo(str(directory))
 
 
 @cli.command()

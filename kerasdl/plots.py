@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -75,6 +76,48 @@ def image_grid(images, path, title=None, columns=8):
             axis.axis("off")
     if title:
         figure.suptitle(title)
+    _save(figure, path)
+
+
+def search_objective(frame, objective, ascending, path):
+    """Plots each completed trial's objective and the best so far, in trial order."""
+    frame = frame.sort_values("trial_id")
+    values = frame[objective].astype(float).to_numpy()
+    best = np.minimum.accumulate(values) if ascending else np.maximum.accumulate(values)
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    axis.scatter(range(1, len(values) + 1), values, label="trial", s=18)
+    axis.step(range(1, len(values) + 1), best, where="post", label="best so far", color="C1")
+    axis.set_xlabel("trial")
+    axis.set_ylabel(objective)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    _save(figure, path)
+
+
+def search_hyperparameters(frame, names, objective, path):
+    """Plots the objective against each hyperparameter, one panel each."""
+    if not names:
+        return
+    columns = min(3, len(names))
+    rows = -(-len(names) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows),
+                                squeeze=False)
+    for axis, name in zip(axes.flat, names):
+        values = frame[name]
+        if values.dtype.kind in "if" and values.nunique() > 2:
+            axis.scatter(values.astype(float), frame[objective].astype(float), s=18)
+            if values.min() > 0 and values.max() / values.min() >= 100:
+                axis.set_xscale("log")
+        else:
+            labels = [str(v) for v in values]
+            categories = sorted(set(labels))
+            axis.scatter([categories.index(v) for v in labels], frame[objective].astype(float), s=18)
+            axis.set_xticks(range(len(categories)), categories)
+        axis.set_xlabel(name)
+        axis.set_ylabel(objective)
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(names):]:
+        axis.axis("off")
     _save(figure, path)
 
 

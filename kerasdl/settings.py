@@ -23,6 +23,7 @@ KEYS = {
     "horizon": "how many steps ahead a forecast is",
     "exclude_classes": "classes left out of training and validation (anomaly detection)",
     "output": "run directory",
+    "merge_validation": "train on train + validation, with no validation (final models)",
     "set": "hyperparameters, NAME: VALUE",
 }
 

@@ -160,6 +160,13 @@ def train(recipe_name, settings, command=None):
 
 def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir):
     train_data, validation_data, test_data = data
+    if settings.get("merge_validation"):
+        # A final model (a search's best configuration) learns from the validation
+        # split too; the test split stays unseen.
+        train_data = recipe.make_pipeline(splits.train.concatenate(splits.validation),
+                                          splits.spec, hp, training=True,
+                                          batch_size=settings["batch_size"])
+        validation_data = None
     callbacks = [
         keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
@@ -184,9 +191,12 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir):
         test_metrics = model.evaluate(test_data, return_dict=True, verbose=0)
     runs.atomic_write(run_dir / "model.keras", lambda tmp: model.save(tmp))
 
-    examples = splits.spec.get("num_examples", {}).get("train")
+    counts = splits.spec.get("num_examples") or {}
+    examples = counts.get("train")
     if examples is None:
         examples = int(splits.train.cardinality())
+    if settings.get("merge_validation") and counts.get("validation"):
+        examples += counts["validation"]
     metrics = {
         "test": {name: float(value) for name, value in test_metrics.items()},
         # What a recipe's own `fit` measured on the validation split (its tuner objective).
