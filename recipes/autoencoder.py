@@ -81,6 +81,7 @@ class VAE(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = [keras.metrics.Mean(name=name) for name in
                          ("loss", "reconstruction_loss", "kl_loss", "mse")]
+        self.built = True  # built from built parts
 
     @property
     def metrics(self):
@@ -136,9 +137,7 @@ class VAE(keras.Model):
     def from_config(cls, config):
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
-        model = cls(**config)
-        model.built = True  # its parts are built: lets Keras restore the optimizer state
-        return model
+        return cls(**config)
 
 
 def make_pipeline(ds, spec, hp, training, batch_size=32):
