@@ -132,7 +132,7 @@ def _show_search(directory, as_json, top=10):
     if not results.exists():
         raise KerasdlError(f"Search {str(directory)!r} has no results.csv yet; run "
                            "`kerasdl tune` again to continue it.")
-    frame = pd.read_csv(results)
+    frame = pd.read_csv(results, dtype={"trial_id": str})
     objective = meta["objective"]["name"]
     done = frame[frame["status"] == "COMPLETED"].sort_values(
         objective, ascending=meta["objective"]["direction"] == "min")
@@ -243,9 +243,13 @@ def train(recipe, data, target, data_dir, epochs, batch_size, assignments, confi
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address the chief serves on: its gRPC has no authentication.")
 @click.option("--port", type=click.IntRange(1, 65535), help="Chief port (default: a free one).")
+@click.option("--role", type=click.Choice(["chief", "worker"]),
+              help="One process of a search over several machines (see README).")
+@click.option("--worker-id", help="This worker's unique name, with --role worker.")
 @click.option("--no-retrain", is_flag=True, help="Skip retraining the best configuration.")
 def tune(recipe, data, target, data_dir, tuner, max_trials, epochs, batch_size, objective,
-         assignments, config_file, seed, output, overwrite, workers, host, port, no_retrain):
+         assignments, config_file, seed, output, overwrite, workers, host, port, role, worker_id,
+         no_retrain):
     """Search RECIPE's hyperparameters with Keras Tuner; print the search directory.
 
     Runs or continues the search, writes results.csv, best_hyperparameters.json and
@@ -265,7 +269,8 @@ def tune(recipe, data, target, data_dir, tuner, max_trials, epochs, batch_size, 
 
     directory = run_tune(recipe, resolved, tuner=tuner, max_trials=max_trials,
                          objective=objective, output=output, overwrite=overwrite,
-                         workers=workers, host=host, port=port, retrain=not no_retrain)
+                         workers=workers, host=host, port=port, retrain=not no_retrain,
+                         role=role, worker_id=worker_id)
     click.echo(str(directory))
 
 

@@ -414,8 +414,15 @@ def _plain(value):
 
 
 def tune(recipe_name, settings, tuner="random", max_trials=10, objective=None, output=None,
-         overwrite=False, workers=0, host="127.0.0.1", port=None, retrain=True):
+         overwrite=False, workers=0, host="127.0.0.1", port=None, retrain=True, role=None,
+         worker_id=None):
     """Runs or resumes a search, reports it and retrains its best configuration.
+
+    Args:
+        workers: with N > 0, a chief and N worker processes on this host.
+        role: `chief` or `worker`, for one process of a search spread over machines:
+            the chief serves the oracle on `host:port`, each worker (`worker_id`)
+            connects to it. Only the chief reports and retrains the best.
 
     Returns:
         The search directory.
@@ -423,7 +430,19 @@ def tune(recipe_name, settings, tuner="random", max_trials=10, objective=None, o
     meta, recipe, splits = prepare(recipe_name, settings, tuner, max_trials, objective, output,
                                    overwrite)
     directory = Path(meta["directory"])
-    if workers:
+    if role is not None:
+        if role not in ("chief", "worker") or port is None:
+            raise UsageError("`--role` takes chief or worker, with `--host` and `--port` of "
+                             f"the chief. Received: role={role!r}, port={port!r}")
+        if role == "chief":
+            check_port(host, port)
+        os.environ.update(KERASTUNER_TUNER_ID="chief" if role == "chief" else
+                          (worker_id or f"worker-{socket.gethostname()}-{os.getpid()}"),
+                          KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
+        run_search(meta, recipe, splits)
+        if role == "worker":
+            return directory
+    elif workers:
         run_distributed(meta, workers, host=host, port=port)
     else:
         run_search(meta, recipe, splits)

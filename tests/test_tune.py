@@ -189,3 +189,24 @@ def test_tune_bad_inputs(cli, tmp_path):
                      "--output", tmp_path / "s")
     assert_one_line_error(result, 2, f"Port {port} on 127.0.0.1 is busy")
     assert not (tmp_path / "runs").exists()
+
+
+def test_chief_and_workers_started_as_on_separate_machines(tmp_path):
+    from kerasdl.tuning import free_port
+
+    port = str(free_port())
+    common = [sys.executable, "-m", "kerasdl", "tune", "regression", "--max-trials", "4",
+              "--epochs", "20", "--no-retrain", "--host", "127.0.0.1", "--port", port]
+    chief = subprocess.Popen([*common, "--role", "chief", "--output", str(tmp_path / "chief")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    workers = [subprocess.Popen([*common, "--role", "worker", "--worker-id", f"w{i}",
+                                 "--output", str(tmp_path / f"worker{i}")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               for i in range(2)]
+    for worker in workers:
+        assert worker.wait(timeout=300) == 0, worker.stderr.read()[-2000:]
+    _, stderr = chief.communicate(timeout=120)
+    assert chief.returncode == 0, stderr[-2000:]
+    names = [p["name"] for p in registry.recipe_info("regression")["search_space"]]
+    _assert_complete_and_unique(_results(tmp_path / "chief"), 4, names)
