@@ -210,9 +210,10 @@ def train(recipe, data, target, data_dir, epochs, batch_size, assignments, confi
                   "exclude_classes": list(exclude_classes) or None,
                   "set": hparams.parse_assignments(assignments)}
     resolved = settings.resolve(info["defaults"], config, cli_values)
-    if resolved.get("output") and Path(resolved["output"]).is_file():
-        raise UsageError(f"`--output` {resolved['output']!r} is an existing file; "
-                         "give a new or empty folder.")
+    if resolved.get("output"):
+        from kerasdl.runs import check_output
+
+        check_output(resolved["output"])  # before the slow start of TensorFlow
     _start_tensorflow()
     from kerasdl.training import train as train_recipe
 

@@ -23,16 +23,7 @@ def create_run_dir(recipe, output=None):
         UsageError: when `output` is an existing file or a folder that holds files.
     """
     if output is not None:
-        path = Path(output)
-        if path.is_file():
-            raise UsageError(
-                f"`--output` {str(path)!r} is an existing file; give a new or empty folder."
-            )
-        if path.is_dir() and any(path.iterdir()):
-            raise UsageError(
-                f"`--output` folder {str(path)!r} already holds files; give a new or empty "
-                "folder so nothing is overwritten."
-            )
+        path = check_output(output)
         path.mkdir(parents=True, exist_ok=True)
         return path
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -46,6 +37,25 @@ def create_run_dir(recipe, output=None):
         except FileExistsError:
             continue
     raise RunError(f"Cannot create a new run folder under {str(parent)!r}.")
+
+
+def check_output(output):
+    """Checks that `output` can become a run directory: new, or an empty folder.
+
+    Raises:
+        UsageError: when it is an existing file or a folder that holds files.
+    """
+    path = Path(output)
+    if path.is_file():
+        raise UsageError(
+            f"`--output` {str(path)!r} is an existing file; give a new or empty folder."
+        )
+    if path.is_dir() and any(path.iterdir()):
+        raise UsageError(
+            f"`--output` folder {str(path)!r} already holds files; give a new or empty "
+            "folder so nothing is overwritten."
+        )
+    return path
 
 
 def atomic_write(path, write):

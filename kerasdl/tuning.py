@@ -443,7 +443,10 @@ def tune(recipe_name, settings, tuner="random", max_trials=10, objective=None, o
         if role == "worker":
             return directory
     elif workers:
-        run_distributed(meta, workers, host=host, port=port)
+        import tensorflow as tf
+
+        gpus = len(tf.config.list_physical_devices("GPU"))
+        run_distributed(meta, workers, host=host, port=port, gpus=gpus)
     else:
         run_search(meta, recipe, splits)
     _, best = report(directory)
