@@ -94,9 +94,24 @@ def cli():
 
 
 @cli.command("list")
+@click.option("--runs", "runs_root", is_flag=False, flag_value="runs", default=None,
+              metavar="[ROOT]", help="List the run directories under ROOT (default runs/) "
+              "with their status instead of the recipes.")
 @json_option
-def list_command(as_json):
+def list_command(runs_root, as_json):
     """List the recipes: name, task, default data and description."""
+    if runs_root is not None:
+        from kerasdl.runs import list_runs
+
+        found = list_runs(runs_root)
+        if as_json:
+            click.echo(json.dumps(found, indent=2))
+            return
+        rows = [(run["path"], run["recipe"], run["status"], run["created"],
+                 ", ".join(f"{k} {v:.4g}" for k, v in run["test"].items()) or "-")
+                for run in found]
+        click.echo(_table(rows, ("RUN", "RECIPE", "STATUS", "CREATED", "TEST")))
+        return
     infos = [registry.recipe_info(name) for name in registry.list_recipes()]
     if as_json:
         click.echo(json.dumps([{key: info[key] for key in
@@ -184,7 +199,7 @@ def show(recipe, as_json):
 
 
 @cli.command()
-@click.argument("recipe")
+@click.argument("recipe", required=False)
 @_data_options
 @click.option("--epochs", type=int, help="Training epochs (a positive integer).")
 @click.option("--batch-size", type=int, help="Batch size (a positive integer).")
@@ -197,11 +212,30 @@ def show(recipe, as_json):
 @click.option("--exclude-class", "exclude_classes", multiple=True, metavar="NAME",
               help="Leave a class out of training and validation (anomaly detection); "
               "repeatable.")
+@click.option("--resume", type=click.Path(file_okay=False),
+              help="Continue a run that was killed or failed, from its last completed epoch "
+              "(its settings come from its config.json).")
 def train(recipe, data, target, data_dir, epochs, batch_size, assignments, config_file, seed,
-          output, exclude_classes):
+          output, exclude_classes, resume):
     """Train RECIPE into a new run directory and print its path."""
     from kerasdl import hparams
     from kerasdl import settings
+
+    if resume:
+        if recipe or any((data, target, data_dir, epochs, batch_size, assignments, config_file,
+                          seed, output, exclude_classes)):
+            raise UsageError("`--resume RUN_DIR` takes no recipe or settings: the run's "
+                             "config.json holds them.")
+        from kerasdl.runs import resumable
+
+        resumable(resume)  # before the slow start of TensorFlow
+        _start_tensorflow()
+        from kerasdl.training import train as train_recipe
+
+        click.echo(str(train_recipe(None, None, resume=resume)))
+        return
+    if not recipe:
+        raise UsageError("Give a RECIPE to train (see `kerasdl list`), or `--resume RUN_DIR`.")
 
     info = registry.recipe_info(recipe)
     config = settings.read_config(config_file) if config_file else {}
@@ -281,14 +315,16 @@ def tune(recipe, data, target, data_dir, tuner, max_trials, epochs, batch_size, 
 @click.option("--split", type=click.Choice(["train", "validation", "test", "all"]),
               help="Which split to score; default: test for the run's data, all for --data.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Batch size.")
+@click.option("--unsafe", is_flag=True, help="Allow models that carry Python code (Lambda "
+              "layers) and legacy .h5 files: only for files you trust.")
 @json_option
-def evaluate(run, data, target, data_dir, split, batch_size, as_json):
+def evaluate(run, data, target, data_dir, split, batch_size, unsafe, as_json):
     """Score a run directory or .keras model on the test split or given data."""
     _start_tensorflow()
     from kerasdl.evaluation import evaluate as evaluate_run
 
     metrics = evaluate_run(run, data=data, target=target, data_dir=data_dir, split=split,
-                           batch_size=batch_size)
+                           batch_size=batch_size, unsafe=unsafe)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
@@ -302,7 +338,9 @@ def evaluate(run, data, target, data_dir, split, batch_size, as_json):
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the CSV here, not stdout.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --output file.")
-def predict(run, input_path, output, force):
+@click.option("--unsafe", is_flag=True, help="Allow models that carry Python code (Lambda "
+              "layers) and legacy .h5 files: only for files you trust.")
+def predict(run, input_path, output, force, unsafe):
     """Predict CSV rows, an image file or an image folder with a run or model (CSV out)."""
     if output and Path(output).exists() and not force:
         raise UsageError(f"`--output` {output!r} exists; pass --force to overwrite it.")
@@ -310,7 +348,7 @@ def predict(run, input_path, output, force):
     from kerasdl import runs
     from kerasdl.evaluation import predict as predict_run
 
-    frame = predict_run(run, input_path)
+    frame = predict_run(run, input_path, unsafe=unsafe)
     if output:
         runs.write_text(output, frame.to_csv(index=False))
         click.echo(f"Wrote {len(frame)} predictions to {output}", err=True)
@@ -326,12 +364,14 @@ def predict(run, input_path, output, force):
               help="Folder for the PNG files (new or empty).")
 @click.option("--seed", type=int, help="Seed of the codes: the same seed gives the same images.")
 @click.option("--force", is_flag=True, help="Write into a folder that holds files.")
-def generate(run, num_samples, output, seed, force):
+@click.option("--unsafe", is_flag=True, help="Allow models that carry Python code (Lambda "
+              "layers) and legacy .h5 files: only for files you trust.")
+def generate(run, num_samples, output, seed, force, unsafe):
     """Generate images with a GAN run and write them as PNG files."""
     _start_tensorflow()
     from kerasdl.evaluation import generate as generate_images
 
-    paths = generate_images(run, num_samples, output, seed=seed, force=force)
+    paths = generate_images(run, num_samples, output, seed=seed, force=force, unsafe=unsafe)
     click.echo(f"Wrote {len(paths)} images to {output}", err=True)
     click.echo(str(output))
 
@@ -344,10 +384,14 @@ def copy(recipe, dest, force):
     """Copy RECIPE's standalone file to DEST (a folder or a file name)."""
     from kerasdl import runs
 
-    source = registry.recipe_source(recipe)
+    source = registry.recipe_source(recipe)  # a packaged recipe's name, never a path
     target = Path(dest)
     if target.is_dir() or dest.endswith(("/", os.sep)):
         target = target / f"{recipe}.py"
+    if target.is_symlink():
+        raise KerasdlError(f"{str(target)!r} is a symbolic link; refusing to write through it.")
+    if target.parent.exists() and target.parent.resolve() != target.resolve().parent:
+        raise KerasdlError(f"{str(target)!r} resolves outside {str(target.parent)!r}; refusing.")
     if target.exists() and not force:
         raise KerasdlError(f"{str(target)!r} exists; pass --force to overwrite it.")
     if target.is_dir():

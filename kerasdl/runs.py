@@ -94,8 +94,10 @@ def resolve_run(path):
         for a bare model file.
 
     Raises:
-        RunError: when the path does not exist or holds no model.
+        RunError: when the path does not exist or holds no model, or is remote.
     """
+    if "://" in str(path):
+        raise RunError(f"Models are loaded from local files only. Received: {str(path)!r}")
     path = Path(path)
     if path.is_dir():
         model_path = path / "model.keras"
@@ -109,28 +111,113 @@ def resolve_run(path):
         config = json.loads(config_path.read_text()) if config_path.is_file() else None
         return model_path, config
     if path.is_file():
-        if path.suffix != ".keras":
+        if path.suffix not in (".keras", ".h5", ".hdf5"):
             raise RunError(f"Not a run folder or .keras model file: {str(path)!r}.")
         return path, None
     raise RunError(f"Run folder or model file not found: {str(path)!r}.")
 
 
-def load_model(model_path):
-    """Loads a .keras model in Keras safe mode.
+def process_alive(config):
+    """Tells whether the process that wrote a run's config.json still runs (same host)."""
+    import platform
+
+    pid = config.get("pid")
+    if not pid or config.get("host") != platform.node():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_status(config):
+    """A run's status; `running` whose process is gone reads `killed`."""
+    status = config.get("status", "unknown")
+    if status == "running" and process_alive(config) is False:
+        return "killed"
+    return status
+
+
+def resumable(path):
+    """Reads the config of a run that `kerasdl train --resume` can continue.
 
     Raises:
-        RunError: when the file is not a loadable Keras model.
+        RunError: when the path is not a run, the run completed, or it still runs.
+    """
+    path = Path(path)
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise RunError(f"Not a run directory (no config.json): {str(path)!r}.")
+    config = json.loads(config_path.read_text())
+    status = run_status(config)
+    if status == "completed":
+        raise RunError(f"Run {str(path)!r} already completed; nothing to resume.")
+    if status == "running":
+        raise RunError(f"Run {str(path)!r} is still running (process {config.get('pid')}).")
+    return config
+
+
+def list_runs(root=RUNS_ROOT):
+    """Returns one dict per run directory under `root`: path, recipe, status, created, test."""
+    found = []
+    for config_path in sorted(Path(root).glob("**/config.json")):
+        if (config_path.parent / "search.json").exists():
+            continue
+        try:
+            config = json.loads(config_path.read_text())
+        except (json.JSONDecodeError, OSError):
+            continue
+        if "recipe" not in config:
+            continue
+        metrics_path = config_path.parent / "metrics.json"
+        test = {}
+        if metrics_path.is_file():
+            test = json.loads(metrics_path.read_text()).get("test", {})
+        found.append({"path": str(config_path.parent), "recipe": config["recipe"],
+                      "status": run_status(config), "created": config.get("created", ""),
+                      "test": test})
+    return found
+
+
+def load_model(model_path, unsafe=False):
+    """Loads a local .keras model in Keras safe mode.
+
+    Args:
+        unsafe: allow what safe mode refuses (Python code inside the file, such as a
+            Lambda layer) and legacy HDF5 files. Only for files the user trusts.
+
+    Raises:
+        RunError: for a remote path, a legacy .h5 file or a model that needs unsafe
+            deserialization (unless `unsafe`), or a file that is not a loadable model.
     """
     import warnings
 
     import keras
 
+    model_path = Path(model_path)
+    if "://" in str(model_path):
+        raise RunError(f"Models are loaded from local files only. Received: {str(model_path)!r}")
+    if model_path.suffix in (".h5", ".hdf5") and not unsafe:
+        raise RunError(
+            f"Refusing legacy HDF5 model {str(model_path)!r}: the format has a history of "
+            "code-execution flaws. Re-save it as .keras, or pass --unsafe if you trust it."
+        )
     try:
         with warnings.catch_warnings():
             # A compiled optimizer that training never used (a GAN's, whose own two
             # optimizers do the work) has no saved state; nothing is lost for kerasdl.
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            return keras.saving.load_model(model_path, safe_mode=True)
+            return keras.saving.load_model(model_path, safe_mode=not unsafe)
     except Exception as error:  # Keras raises many kinds for a bad file
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        text = str(error).strip()
+        if "safe_mode" in text or "unsafe" in text.lower():
+            raise RunError(
+                f"Refusing {str(model_path)!r}: loading it would run Python code stored in "
+                "the file (a Lambda layer or similar). Pass --unsafe only if you trust "
+                "where it came from."
+            ) from None
+        first = text.splitlines()[0][:200] if text else type(error).__name__
         raise RunError(f"Cannot load model {str(model_path)!r}: {first}") from None

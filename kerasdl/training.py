@@ -2,10 +2,12 @@
 
 import contextlib
 import datetime
+import os
 import platform
 import sys
 import time
 from importlib import metadata
+from pathlib import Path
 
 import keras
 import keras_tuner
@@ -17,7 +19,12 @@ from kerasdl import hparams
 from kerasdl import plots
 from kerasdl import runs
 from kerasdl.data import load_data
+from kerasdl.errors import KerasdlError
 from kerasdl.registry import load_recipe
+
+
+class NonFiniteLoss(KerasdlError):
+    """The training loss became NaN or infinite."""
 
 
 def seed_everything(seed):
@@ -109,15 +116,36 @@ def baseline(splits, task):
             "accuracy": float(classifier.score(scaler.transform(x_test), y_test))}
 
 
-def train(recipe_name, settings, command=None):
+def _baseline_or_none(splits):
+    try:
+        return baseline(splits, splits.spec["task"])
+    except ValueError as error:  # data a classic model cannot fit (overflowing values)
+        print(f"No baseline: {str(error).splitlines()[0]}", file=sys.stderr)
+        return None
+
+
+def train(recipe_name, settings, command=None, resume=None):
     """Trains recipe `recipe_name` with resolved `settings` into a new run directory.
 
     Writes config.json (status running, then completed, failed or interrupted),
-    model.keras, history.csv, metrics.json, tensorboard/ and plots/.
+    model.keras, history.csv, metrics.json, tensorboard/ and plots/. A backup of the
+    model and optimizer is taken at the end of every epoch (BackupAndRestore), so a
+    run that was killed continues from its last completed epoch with `resume`.
+
+    Args:
+        resume: the directory of a run that did not complete; `recipe_name` and
+            `settings` are then read from its config.json.
 
     Returns:
         The run directory's path.
+
+    Raises:
+        NonFiniteLoss: when the loss becomes NaN or infinite; the model of the last
+            completed epoch is kept as model.keras.
     """
+    previous = runs.resumable(resume) if resume is not None else None
+    if previous is not None:
+        recipe_name, settings = previous["recipe"], dict(previous["settings"])
     recipe = load_recipe(recipe_name)
     seed_everything(settings["seed"])
     splits = load_data(settings["data"], recipe.TASK, settings)
@@ -125,25 +153,38 @@ def train(recipe_name, settings, command=None):
     model, hp = build(recipe, spec, settings, splits.train)
     train_data, validation_data, test_data = pipelines(recipe, splits, hp, settings["batch_size"])
 
-    run_dir = runs.create_run_dir(recipe_name, settings.get("output"))
-    config = {
-        "recipe": recipe_name,
-        "status": "running",
-        "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": command or " ".join(sys.argv),
-        "hyperparameters": dict(hp.values),
-        "settings": {key: value for key, value in settings.items() if key != "output"},
-        "spec": spec,
-        "versions": versions(),
-        "devices": [device.name for device in tf.config.list_physical_devices()],
-    }
+    if previous is None:
+        run_dir = runs.create_run_dir(recipe_name, settings.get("output"))
+        config = {
+            "recipe": recipe_name,
+            "status": "running",
+            "created": datetime.datetime.now().isoformat(timespec="seconds"),
+            "command": command or " ".join(sys.argv),
+            "hyperparameters": dict(hp.values),
+            "settings": {key: value for key, value in settings.items() if key != "output"},
+            "spec": spec,
+            "versions": versions(),
+            "devices": [device.name for device in tf.config.list_physical_devices()],
+        }
+    else:
+        run_dir = Path(resume)
+        config = {**previous, "status": "running",
+                  "resumed": [*previous.get("resumed", []),
+                              datetime.datetime.now().isoformat(timespec="seconds")]}
+        config.pop("error", None)
+    config.update(pid=os.getpid(), host=platform.node())
     runs.write_json(run_dir / "config.json", config)
     try:
         metrics = _fit_and_record(recipe, model, hp, splits, (train_data, validation_data,
-                                  test_data), settings, run_dir)
+                                  test_data), settings, run_dir, resumed=previous is not None)
     except KeyboardInterrupt:
         runs.write_json(run_dir / "config.json", {**config, "status": "interrupted"})
         raise
+    except NonFiniteLoss as error:
+        kept = _keep_last_good(model, run_dir)
+        runs.write_json(run_dir / "config.json", {**config, "status": "failed",
+                                                  "error": str(error)})
+        raise NonFiniteLoss(f"{error} {kept}") from None
     except BaseException as error:
         runs.write_json(run_dir / "config.json", {**config, "status": "failed",
                                                   "error": f"{type(error).__name__}: {error}"})
@@ -158,7 +199,38 @@ def train(recipe_name, settings, command=None):
     return run_dir
 
 
-def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir):
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite.
+
+    Unlike `keras.callbacks.TerminateOnNaN` in its default mode, training does not
+    end normally (which would let BackupAndRestore delete its last good backup),
+    and the error names the epoch.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        for name, value in (logs or {}).items():
+            if "loss" in name and value is not None and not np.isfinite(float(value)):
+                raise NonFiniteLoss(
+                    f"The loss became {float(value)} in epoch {self.epoch + 1} (batch "
+                    f"{batch + 1}); training stopped. Try a lower learning rate, e.g. "
+                    "`--set learning_rate=...` below the current one."
+                )
+
+
+def _keep_last_good(model, run_dir):
+    """Saves the weights of the last completed epoch (from the backup) as model.keras."""
+    backup = run_dir / "backup" / "latest.weights.h5"
+    if not backup.exists():
+        return "No epoch completed, so no model was kept."
+    model.load_weights(backup)
+    runs.atomic_write(run_dir / "model.keras", lambda tmp: model.save(tmp))
+    return f"The model of the last completed epoch is kept in {run_dir / 'model.keras'}."
+
+
+def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=False):
     train_data, validation_data, test_data = data
     if settings.get("merge_validation"):
         # A final model (a search's best configuration) learns from the validation
@@ -168,7 +240,11 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir):
                                           batch_size=settings["batch_size"])
         validation_data = None
     callbacks = [
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+        StopOnNaN(),
+        # Epoch-boundary backups: a resumed run continues bit for bit from the last
+        # completed epoch (mid-epoch backups would restart an epoch half-trained).
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch"),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resumed),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
     ]
     if hasattr(model, "generate"):
@@ -202,7 +278,7 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir):
         # What a recipe's own `fit` measured on the validation split (its tuner objective).
         "validation": ({name: float(value) for name, value in returned.items()}
                        if isinstance(returned, dict) else None),
-        "baseline": baseline(splits, splits.spec["task"]),
+        "baseline": _baseline_or_none(splits),
         "epochs": settings["epochs"],
         "train_seconds": round(seconds, 3),
         "samples_per_second": round(examples * settings["epochs"] / seconds, 1)

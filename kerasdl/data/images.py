@@ -7,6 +7,21 @@ import numpy as np
 from kerasdl.errors import DataError
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+# The first bytes of each format TensorFlow decodes.
+SIGNATURES = (b"\x89PNG", b"\xff\xd8", b"GIF8", b"BM")
+
+
+def check_signatures(paths):
+    """Raises DataError naming the first file that is not a PNG, JPEG, GIF or BMP image.
+
+    Reads a few bytes of each file, so a broken file is named before training starts
+    rather than failing a decode op in the middle of an epoch.
+    """
+    for path in paths:
+        with open(path, "rb") as handle:
+            if not handle.read(4).startswith(SIGNATURES):
+                raise DataError(f"Not a readable image: {str(path)!r} (expected PNG, JPEG, "
+                                "GIF or BMP content).")
 
 
 def list_image_folder(path):
@@ -41,6 +56,7 @@ def list_image_folder(path):
             "a classifier needs at least 2 (one sub-folder per class)."
         )
     paths = list(listing.file_paths)
+    check_signatures(paths)
     index = {name: i for i, name in enumerate(class_names)}
     labels = np.array([index[Path(p).parent.name] for p in paths], dtype=np.int32)
     return paths, labels, class_names
