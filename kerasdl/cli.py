@@ -377,6 +377,29 @@ def generate(run, num_samples, output, seed, force, unsafe):
 
 
 @cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["keras", "saved_model", "tflite", "onnx"]),
+              default="saved_model", show_default=True, help="Artifact format.")
+@click.option("--output", type=click.Path(), help="Where to write (default RUN/export/...).")
+@click.option("--force", is_flag=True, help="Replace an existing artifact.")
+@click.option("--unsafe", is_flag=True, help="Allow models that carry Python code (Lambda "
+              "layers) and legacy .h5 files: only for files you trust.")
+@json_option
+def export(run, fmt, output, force, unsafe, as_json):
+    """Export a run's model and check it against Keras in the format's runtime."""
+    if output and Path(output).exists() and not force:
+        raise UsageError(f"{output!r} exists; pass --force to replace it.")
+    _start_tensorflow()
+    from kerasdl.export import export as export_model
+
+    artifact, check = export_model(run, fmt, output=output, force=force, unsafe=unsafe)
+    click.echo(f"Checked in {check['runtime']} on {check['examples']} test inputs: largest "
+               f"difference {check['max_abs_diff']:.3g} (tolerance atol {check['atol']}, "
+               f"rtol {check['rtol']}): passed", err=True)
+    click.echo(json.dumps(check, indent=2) if as_json else str(artifact))
+
+
+@cli.command()
 @click.argument("recipe")
 @click.argument("dest", type=click.Path())
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")

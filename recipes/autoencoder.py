@@ -87,6 +87,10 @@ class VAE(keras.Model):
     def metrics(self):
         return self.trackers
 
+    @property
+    def input_shape(self):
+        return self.encoder.input_shape
+
     def call(self, inputs, training=False):
         z_mean, _ = self.encoder(inputs, training=training)
         return self.decoder(z_mean, training=training)
