@@ -60,6 +60,19 @@ CASES = [
     (["evaluate", "no_such_run"], 1, ["Run folder or model file not found: 'no_such_run'"]),
     (["evaluate", "{corrupt_model}"], 1, ["Cannot load model"]),
     (["predict", "{existing_run}", "x.csv"], 1, ["holds no model.keras"]),
+    (["train", "regression", "--data", "{strings_csv}", "--target", "price"], 1,
+     ["Target column 'price' must be numeric for regression", "Received: 'cheap'"]),
+    (["train", "regression", "--data", "{nan_csv}", "--target", "price"], 1,
+     ["Missing values in column(s) 'a' (1)"]),
+    (["train", "lstm", "--data", "{csv}", "--target", "nope"], 1, ["has no column 'nope'"]),
+    (["tune", "regression", "--objective", "val_mae:up", "--output", "s"], 2,
+     ["`--objective` takes NAME or NAME:min or NAME:max"]),
+    (["export", "no_such_run"], 1, ["Run folder or model file not found"]),
+    (["export", "{existing_run}", "--format", "pdf"], 2, ["'pdf' is not one of"]),
+    (["generate", "no_such_run", "--num", "0", "--output", "x"], 2, ["0 is not in the range x>=1"]),
+    (["predict", "no_such_run", "x.csv"], 1, ["Run folder or model file not found"]),
+    (["train", "--resume", "{existing_run}"], 1, ["Not a run directory (no config.json)"]),
+    (["train"], 2, ["Give a RECIPE to train"]),
     (["train", "cnn", "--bogus"], 2, ["No such option '--bogus'", "kerasdl train --help"]),
 ]
 
@@ -74,11 +87,14 @@ def test_bad_input(cli, tmp_path, csv_file, args, code, fragments):
     (tmp_path / "bad_key.yaml").write_text("epoch: 3\n")
     (tmp_path / "bad_epochs.json").write_text(json.dumps({"epochs": -1}))
     (tmp_path / "corrupt.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    (tmp_path / "strings.csv").write_text("a,price\n" + "1,2\n" * 8 + "3,cheap\n")
+    (tmp_path / "nan.csv").write_text("a,price\n" + "1,2\n" * 8 + ",3\n")
     names = {"csv": csv_file, "empty_folder": tmp_path / "empty_folder",
              "existing_file": tmp_path / "existing_file",
              "existing_run": tmp_path / "existing_run", "bad_yaml": tmp_path / "bad.yaml",
              "bad_key": tmp_path / "bad_key.yaml", "bad_epochs": tmp_path / "bad_epochs.json",
-             "corrupt_model": tmp_path / "corrupt.keras"}
+             "corrupt_model": tmp_path / "corrupt.keras", "strings_csv": tmp_path / "strings.csv",
+             "nan_csv": tmp_path / "nan.csv"}
     args = [arg.format(**names) for arg in args]
     fragments = [text.replace("{recipes}", ", ".join(registry.list_recipes())) for text in fragments]
     before = _snapshot(tmp_path)
