@@ -64,11 +64,27 @@ def _fail(message, code):
 # Options shared by several commands, declared once.
 def _data_options(command):
     for option in reversed([
-        click.option("--data", help="Embedded data set (digits, auto_mpg, diabetes), "
-                     "tfds:NAME, a CSV file or an image folder (one sub-folder per class)."),
+        click.option("--data", help="Embedded data set (digits, auto_mpg, diabetes, seasonal, "
+                     "patterns), tfds:NAME, a CSV file or an image folder (one sub-folder per "
+                     "class)."),
         click.option("--target", help="Column to predict in a CSV file."),
         click.option("--data-dir", type=click.Path(file_okay=False),
                      help="Folder of TensorFlow Datasets data (for tfds:NAME)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _settings_options(command):
+    for option in reversed([
+        click.option("--epochs", type=int, help="Training epochs (a positive integer; "
+                     "for tune, per trial)."),
+        click.option("--batch-size", type=int, help="Batch size (a positive integer)."),
+        click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
+                     help="Pin a hyperparameter of the search space; repeatable."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                     help="JSON or YAML file of settings; the command line wins."),
+        click.option("--seed", type=int, help="Random seed (default 1337)."),
     ]):
         command = option(command)
     return command
@@ -201,13 +217,7 @@ def show(recipe, as_json):
 @cli.command()
 @click.argument("recipe", required=False)
 @_data_options
-@click.option("--epochs", type=int, help="Training epochs (a positive integer).")
-@click.option("--batch-size", type=int, help="Batch size (a positive integer).")
-@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
-              help="Pin a hyperparameter of the search space; repeatable.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="JSON or YAML file of settings; the command line wins.")
-@click.option("--seed", type=int, help="Random seed (default 1337).")
+@_settings_options
 @click.option("--output", type=click.Path(), help="Run directory (new or empty folder).")
 @click.option("--exclude-class", "exclude_classes", multiple=True, metavar="NAME",
               help="Leave a class out of training and validation (anomaly detection); "
@@ -262,14 +272,8 @@ def train(recipe, data, target, data_dir, epochs, batch_size, assignments, confi
               default="random", show_default=True, help="Keras Tuner search algorithm.")
 @click.option("--max-trials", type=int, default=10, show_default=True,
               help="Trials to run (hyperband: set by --epochs and its factor 3 instead).")
-@click.option("--epochs", type=int, help="Epochs per trial (hyperband: the most per trial).")
-@click.option("--batch-size", type=int, help="Batch size (a positive integer).")
+@_settings_options
 @click.option("--objective", help="Metric to optimise, NAME[:min|max]; default: the recipe's.")
-@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
-              help="Pin a hyperparameter out of the search; repeatable.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="JSON or YAML file of settings; the command line wins.")
-@click.option("--seed", type=int, help="Random seed (default 1337).")
 @click.option("--output", type=click.Path(), help="Search directory "
               "(default searches/RECIPE-TUNER); running again continues the search.")
 @click.option("--overwrite", is_flag=True, help="Delete the search in --output and start afresh.")
@@ -282,8 +286,8 @@ def train(recipe, data, target, data_dir, epochs, batch_size, assignments, confi
               help="One process of a search over several machines (see README).")
 @click.option("--worker-id", help="This worker's unique name, with --role worker.")
 @click.option("--no-retrain", is_flag=True, help="Skip retraining the best configuration.")
-def tune(recipe, data, target, data_dir, tuner, max_trials, epochs, batch_size, objective,
-         assignments, config_file, seed, output, overwrite, workers, host, port, role, worker_id,
+def tune(recipe, data, target, data_dir, tuner, max_trials, epochs, batch_size, assignments,
+         config_file, seed, objective, output, overwrite, workers, host, port, role, worker_id,
          no_retrain):
     """Search RECIPE's hyperparameters with Keras Tuner; print the search directory.
 
