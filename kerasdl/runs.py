@@ -130,7 +130,11 @@ def process_alive(config):
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a killed process not yet reaped by its parent is a zombie: gone all the same
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def run_status(config):

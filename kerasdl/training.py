@@ -2,6 +2,7 @@
 
 import contextlib
 import datetime
+import json
 import os
 import platform
 import sys
@@ -199,6 +200,26 @@ def train(recipe_name, settings, command=None, resume=None):
     return run_dir
 
 
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore whose backups are never half-written.
+
+    Keras writes the weights and the epoch counter in place, so a SIGKILL during the
+    write leaves a backup that cannot be loaded (seen in this project's kill test:
+    "file signature not found"). Here both go to temporary files renamed into place,
+    weights first: a kill between the two renames repeats one epoch, never corrupts.
+    """
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        weights = f"{self._weights_path[:-len('.weights.h5')]}.partial.weights.h5"
+        self.model.save_weights(filepath=weights, overwrite=True)
+        metadata = f"{self._training_metadata_path}.partial"
+        with open(metadata, "w") as handle:
+            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, handle)
+        os.replace(weights, self._weights_path)
+        os.replace(metadata, self._training_metadata_path)
+
+
 class StopOnNaN(keras.callbacks.Callback):
     """Stops training at the first batch whose loss is NaN or infinite.
 
@@ -243,7 +264,7 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
         StopOnNaN(),
         # Epoch-boundary backups: a resumed run continues bit for bit from the last
         # completed epoch (mid-epoch backups would restart an epoch half-trained).
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch"),
+        AtomicBackupAndRestore(str(run_dir / "backup"), save_freq="epoch"),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resumed),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
     ]

@@ -87,7 +87,7 @@ def test_last_good_model_is_kept_when_the_loss_turns_nan(tmp_path):
     model.compile("sgd", "mse")
     x, y = np.ones((32, 3), "float32"), np.ones((32, 1), "float32")
     callbacks = [training.StopOnNaN(),
-                 keras.callbacks.BackupAndRestore(str(tmp_path / "backup")), Poison()]
+                 training.AtomicBackupAndRestore(str(tmp_path / "backup")), Poison()]
     with pytest.raises(training.NonFiniteLoss, match="in epoch 3"):
         model.fit(x, y, epochs=5, callbacks=callbacks, verbose=0)
     message = training._keep_last_good(model, tmp_path)
