@@ -20,6 +20,9 @@ _EXPORTS = {
     "evaluate": "kerasdl.evaluation",
     "predict": "kerasdl.evaluation",
     "load_run": "kerasdl.evaluation",
+    "generate": "kerasdl.evaluation",
+    "tune": "kerasdl.tuning",
+    "export": "kerasdl.export",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -6,7 +6,6 @@ the Keras model's; the check is printed and stored beside the artifact as
 `<artifact>.check.json`.
 """
 
-import json
 import os
 import shutil
 import subprocess
