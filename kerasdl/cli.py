@@ -184,16 +184,44 @@ def _format(value):
     return value
 
 
+def _show_params(recipe, as_json):
+    _start_tensorflow()
+    import keras_tuner
+
+    from kerasdl import settings
+    from kerasdl.data import load_data
+    from kerasdl.params import parameter_rows
+    from kerasdl.registry import load_recipe
+
+    module = load_recipe(recipe)
+    resolved = settings.resolve(module.DEFAULTS)
+    spec = load_data(resolved["data"], module.TASK, resolved).spec
+    model = module.build_model(keras_tuner.HyperParameters(), spec)
+    rows = parameter_rows(model)
+    if as_json:
+        click.echo(json.dumps({"layers": rows, "total": model.count_params()}, indent=2))
+        return
+    click.echo(_table([(r["layer"], r["type"], r["formula"], f"{r['count']:,}") for r in rows],
+                      ("LAYER", "TYPE", "WEIGHTS AND BIASES", "COUNT")))
+    click.echo(f"\nTotal: {sum(r['count'] for r in rows):,} by the formulas; Keras counts "
+               f"{model.count_params():,} (the default model on {resolved['data']}).")
+
+
 @cli.command()
 @click.argument("recipe")
+@click.option("--params", is_flag=True, help="Each layer's weights and biases with the formula "
+              "that gives the count (builds the default model: imports TensorFlow).")
 @json_option
-def show(recipe, as_json):
+def show(recipe, params, as_json):
     """Show a recipe's header, defaults, search space and parameter count.
 
     Given a search directory (from `kerasdl tune`), show its best trials.
     """
     if (Path(recipe) / "search.json").is_file():
         _show_search(Path(recipe), as_json)
+        return
+    if params:
+        _show_params(recipe, as_json)
         return
     info = registry.recipe_info(recipe)
     if as_json:
