@@ -6,6 +6,7 @@ the Keras model's; the check is printed and stored beside the artifact as
 `<artifact>.check.json`.
 """
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -64,6 +65,17 @@ def _saved_model(target, folder, batch=None):
                   input_signature=signature)
 
 
+@contextlib.contextmanager
+def _staged_saved_model(target, path, batch=None):
+    """A SavedModel beside `path` for a converter to read, removed afterwards."""
+    staging = Path(f"{path}.saved_model")
+    try:
+        _saved_model(target, staging, batch=batch)
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _run_keras(target, path, inputs):
     target.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True)
@@ -83,12 +95,8 @@ def _run_tflite(target, path, inputs):
         raise KerasdlError(f"TFLite export needs the LiteRT interpreter: {EXTRA}.") from None
     # A fixed batch of one, as on devices: recurrent layers then convert to built-in
     # ops only (a dynamic batch needs TensorFlow's Flex ops, which LiteRT lacks).
-    staging = Path(f"{path}.saved_model")
-    try:
-        _saved_model(target, staging, batch=1)
+    with _staged_saved_model(target, path, batch=1) as staging:
         Path(path).write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(staging)).convert())
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
     source, sink = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
@@ -108,15 +116,11 @@ def _run_onnx(target, path, inputs):
     # Keras' own ONNX export leaves the constants of layers such as Normalization as
     # graph inputs that onnxruntime then demands; converting Keras' SavedModel with
     # tf2onnx freezes them.
-    staging = Path(f"{path}.saved_model")
-    try:
-        _saved_model(target, staging)
+    with _staged_saved_model(target, path) as staging:
         result = subprocess.run(
             [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(staging),
              "--output", str(path), "--signature_def", "serving_default"],
             capture_output=True, text=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     if result.returncode != 0:
         if "No module named tf2onnx" in result.stderr:
             raise KerasdlError(f"ONNX export needs tf2onnx: {EXTRA}.")
