@@ -64,8 +64,8 @@ def _fail(message, code):
 # Options shared by several commands, declared once.
 def _data_options(command):
     for option in reversed([
-        click.option("--data", help="Embedded data set (digits, auto_mpg, diabetes, seasonal, "
-                     "patterns), tfds:NAME, a CSV file or an image folder (one sub-folder per "
+        click.option("--data", help="Embedded data set (digits, shapes, auto_mpg, diabetes, "
+                     "seasonal, patterns), tfds:NAME, a CSV file or an image folder (one sub-folder per "
                      "class)."),
         click.option("--target", help="Column to predict in a CSV file."),
         click.option("--data-dir", type=click.Path(file_okay=False),
@@ -77,6 +77,14 @@ def _data_options(command):
 
 def _settings_options(command):
     for option in reversed([
+        click.option("--image-size", type=int, help="Side in pixels images are resized to "
+                     "(image folders, TFDS; vgg16 and mobilenet resize every image)."),
+        click.option("--classes", help="Keep only these classes, comma-separated, in this "
+                     "order: a task of its own (e.g. --classes 5,6,7,8,9 of digits)."),
+        click.option("--train-examples", type=int, help="Train on only this many training "
+                     "examples, drawn at random (few-shot experiments)."),
+        click.option("--weights", help="Pretrained weights of vgg16 and mobilenet: imagenet "
+                     "(downloaded by Keras), none (from scratch) or a .h5 weights file."),
         click.option("--epochs", type=int, help="Training epochs (a positive integer; "
                      "for tune, per trial)."),
         click.option("--batch-size", type=int, help="Batch size (a positive integer)."),
@@ -196,6 +204,8 @@ def _show_params(recipe, as_json):
     module = load_recipe(recipe)
     resolved = settings.resolve(module.DEFAULTS)
     spec = load_data(resolved["data"], module.TASK, resolved).spec
+    if "weights" in module.DEFAULTS:  # the same layers without downloading weights
+        spec = {**spec, "weights": "none"}
     model = module.build_model(keras_tuner.HyperParameters(), spec)
     rows = parameter_rows(model)
     if as_json:
@@ -253,15 +263,17 @@ def show(recipe, params, as_json):
 @click.option("--resume", type=click.Path(file_okay=False),
               help="Continue a run that was killed or failed, from its last completed epoch "
               "(its settings come from its config.json).")
-def train(recipe, data, target, data_dir, epochs, batch_size, assignments, config_file, seed,
-          output, exclude_classes, resume):
+def train(recipe, data, target, data_dir, image_size, classes, train_examples, weights, epochs,
+          batch_size, assignments, config_file, seed, output, exclude_classes, resume):
     """Train RECIPE into a new run directory and print its path."""
     from kerasdl import hparams
     from kerasdl import settings
 
     if resume:
-        if recipe or any((data, target, data_dir, epochs, batch_size, assignments, config_file,
-                          seed, output, exclude_classes)):
+        if recipe or any((data, target, data_dir, image_size, classes, train_examples, weights,
+                          epochs,
+                          batch_size, assignments, config_file, seed, output,
+                          exclude_classes)):
             raise UsageError("`--resume RUN_DIR` takes no recipe or settings: the run's "
                              "config.json holds them.")
         from kerasdl.runs import resumable
@@ -278,6 +290,9 @@ def train(recipe, data, target, data_dir, epochs, batch_size, assignments, confi
     info = registry.recipe_info(recipe)
     config = settings.read_config(config_file) if config_file else {}
     cli_values = {"data": data, "target": target, "data_dir": data_dir, "epochs": epochs,
+                  "image_size": image_size, "classes": classes,
+                  "train_examples": train_examples,
+                  "weights": weights,
                   "batch_size": batch_size, "seed": seed, "output": output,
                   "exclude_classes": list(exclude_classes) or None,
                   "set": hparams.parse_assignments(assignments)}
@@ -314,7 +329,9 @@ def train(recipe, data, target, data_dir, epochs, batch_size, assignments, confi
               help="One process of a search over several machines (see README).")
 @click.option("--worker-id", help="This worker's unique name, with --role worker.")
 @click.option("--no-retrain", is_flag=True, help="Skip retraining the best configuration.")
-def tune(recipe, data, target, data_dir, tuner, max_trials, epochs, batch_size, assignments,
+def tune(recipe, data, target, data_dir, tuner, max_trials, image_size, classes, train_examples,
+         weights,
+         epochs, batch_size, assignments,
          config_file, seed, objective, output, overwrite, workers, host, port, role, worker_id,
          no_retrain):
     """Search RECIPE's hyperparameters with Keras Tuner; print the search directory.
@@ -328,6 +345,9 @@ def tune(recipe, data, target, data_dir, tuner, max_trials, epochs, batch_size, 
     info = registry.recipe_info(recipe)
     config = settings.read_config(config_file) if config_file else {}
     cli_values = {"data": data, "target": target, "data_dir": data_dir, "epochs": epochs,
+                  "image_size": image_size, "classes": classes,
+                  "train_examples": train_examples,
+                  "weights": weights,
                   "batch_size": batch_size, "seed": seed,
                   "set": hparams.parse_assignments(assignments)}
     resolved = settings.resolve(info["defaults"], config, cli_values)
@@ -410,8 +430,10 @@ def generate(run, num_samples, output, seed, force, unsafe):
 
 @cli.command()
 @click.argument("run", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["keras", "saved_model", "tflite", "onnx"]),
-              default="saved_model", show_default=True, help="Artifact format.")
+@click.option("--format", "fmt", type=click.Choice(["keras", "saved_model", "tflite", "onnx",
+                                                     "base"]),
+              default="saved_model", show_default=True, help="Artifact format; base: the "
+              "weights of a vgg16 or mobilenet run's base, for `train --weights FILE`.")
 @click.option("--output", type=click.Path(), help="Where to write (default RUN/export/...).")
 @click.option("--force", is_flag=True, help="Replace an existing artifact.")
 @click.option("--unsafe", is_flag=True, help="Allow models that carry Python code (Lambda "

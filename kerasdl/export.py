@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasdl import pretrained
 from kerasdl import runs
 from kerasdl.data import load_data
 from kerasdl.errors import KerasdlError
@@ -31,6 +32,8 @@ FORMATS = {
     "saved_model": ("saved_model", 1e-5, 1e-5),
     "tflite": ("model.tflite", 1e-4, 1e-4),
     "onnx": ("model.onnx", 1e-4, 1e-4),
+    # The pretrained base of vgg16 or mobilenet, for `kerasdl train ... --weights FILE`.
+    "base": ("base.weights.h5", 0.0, 1e-6),
 }
 EXTRA = "pip install 'kerasdl[export]' (ai-edge-litert, onnxruntime, tf2onnx)"
 
@@ -132,8 +135,16 @@ def _run_onnx(target, path, inputs):
         f"onnxruntime {onnxruntime.__version__}"
 
 
+def _run_base_weights(target, path, inputs):
+    """Saves the base's weights and reloads them into a fresh copy of the base."""
+    target.save_weights(str(path))
+    copy = keras.models.clone_model(target)
+    copy.load_weights(str(path))
+    return np.asarray(copy.predict(inputs, verbose=0)), f"keras {keras.__version__}"
+
+
 RUNTIMES = {"keras": _run_keras, "saved_model": _run_saved_model, "tflite": _run_tflite,
-            "onnx": _run_onnx}
+            "onnx": _run_onnx, "base": _run_base_weights}
 
 
 def export(path, fmt, output=None, force=False, unsafe=False):
@@ -162,12 +173,18 @@ def export(path, fmt, output=None, force=False, unsafe=False):
     if output.exists() and not force:
         raise UsageError(f"{str(output)!r} exists; pass --force to replace it.")
     model, config, recipe = load_run(path, unsafe)
-    target = servable(model)
-    inputs = sample_inputs(model, config, recipe)
+    if fmt == "base":
+        target = pretrained.base_model(model)
+        inputs = np.random.default_rng(0).normal(
+            size=(4, *target.input_shape[1:])).astype("float32")
+    else:
+        target = servable(model)
+        inputs = sample_inputs(model, config, recipe)
     expected = np.asarray(target.predict(inputs, verbose=0))
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.parent / f".{output.stem}.partial-{os.getpid()}{output.suffix}"
+    # Same name ending as the output: Keras checks it (".weights.h5").
+    staging = output.parent / f".partial-{os.getpid()}-{output.name}"
     try:
         actual, runtime = RUNTIMES[fmt](target, staging, inputs)
         if output.is_dir():

@@ -52,6 +52,15 @@ def _embedding(layer):
     return f"{vocabulary} tokens x {dimension} dimensions", vocabulary * dimension
 
 
+def _depthwise(layer):
+    *kernel, channels, multiplier = layer.kernel.shape
+    text = f"{' x '.join(map(str, kernel))} kernel x {channels} channels x {multiplier} per channel"
+    count = math.prod(kernel) * channels * multiplier
+    if layer.use_bias:
+        return f"{text} + {channels * multiplier} biases", count + channels * multiplier
+    return text, count
+
+
 def formula(layer):
     """Returns `(formula, count)` for one layer's own weights (sub-layers excluded)."""
     if isinstance(layer, layers.Bidirectional):
@@ -61,6 +70,8 @@ def formula(layer):
         return _recurrent(layer)
     if isinstance(layer, layers.Dense) and getattr(layer, "kernel", None) is not None:
         return _dense(layer)
+    if isinstance(layer, layers.DepthwiseConv2D):
+        return _depthwise(layer)
     if isinstance(layer, (layers.Conv1D, layers.Conv2D, layers.Conv3D, layers.Conv2DTranspose)):
         return _conv(layer)
     if isinstance(layer, layers.BatchNormalization):

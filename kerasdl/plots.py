@@ -12,18 +12,35 @@ import matplotlib.pyplot as plt  # noqa: E402
 def learning_curves(history, path):
     """Plots each metric of a history DataFrame, training next to validation."""
     metrics = [name for name in history.columns
-               if name not in ("epoch", "learning_rate") and not name.startswith("val_")]
+               if name not in ("epoch", "learning_rate", "trainable_params")
+               and not name.startswith("val_")]
     figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
     epochs = history["epoch"] + 1 if "epoch" in history else range(1, len(history) + 1)
     for axis, name in zip(axes[0], metrics):
         axis.plot(epochs, history[name], label="train")
         if f"val_{name}" in history:
             axis.plot(epochs, history[f"val_{name}"], label="validation")
+        for boundary in phase_boundaries(history):
+            axis.axvline(boundary + 0.5, color="grey", linestyle="--", linewidth=1)
+            axis.annotate("fine-tuning", (boundary + 0.5, 1), xycoords=("data", "axes fraction"),
+                          xytext=(3, -12), textcoords="offset points", fontsize=8, color="grey")
         axis.set_title(name)
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
         axis.legend()
     _save(figure, path)
+
+
+def phase_boundaries(history):
+    """The epochs (1-based) after which the number of trainable parameters changed.
+
+    A fine-tuning recipe unfreezes part of its base there: phase 2 begins.
+    """
+    if "trainable_params" not in history:
+        return []
+    counts = history["trainable_params"].to_numpy()
+    epochs = (history["epoch"] + 1).to_numpy() if "epoch" in history else range(1, len(counts) + 1)
+    return [int(epochs[i - 1]) for i in range(1, len(counts)) if counts[i] != counts[i - 1]]
 
 
 def confusion_matrix(labels, predictions, class_names, path):

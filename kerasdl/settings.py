@@ -21,6 +21,9 @@ KEYS = {
     "channels": "colour channels of image folders (1 or 3)",
     "window": "time steps a forecasting model sees",
     "horizon": "how many steps ahead a forecast is",
+    "classes": "keep only these classes, in this order (a task of its own)",
+    "train_examples": "use only this many training examples, drawn at random (few-shot)",
+    "weights": "pretrained weights of a transfer recipe: imagenet, none or a weights file",
     "exclude_classes": "classes left out of training and validation (anomaly detection)",
     "output": "run directory",
     "merge_validation": "train on train + validation, with no validation (final models)",
@@ -103,6 +106,16 @@ def check(settings):
     _positive_int(settings, "batch_size")
     _positive_int(settings, "window")
     _positive_int(settings, "horizon")
+    _positive_int(settings, "train_examples")
+    weights = settings.get("weights")
+    if weights is not None and str(weights) not in ("imagenet", "none"):
+        path = Path(str(weights)).expanduser()
+        if not path.is_file() or not path.name.endswith(".h5"):
+            raise UsageError(
+                "`weights` must be imagenet, none, or an existing .h5 weights file "
+                f"(`kerasdl export RUN --format base` writes one). Received: weights={weights}"
+            )
+        settings["weights"] = str(path.resolve())
     for key in ("seed", "split_seed"):
         value = settings.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -122,6 +135,11 @@ def check(settings):
                 f"`image_size` must be two positive integers [height, width]. Received: image_size={size!r}"
             )
         settings["image_size"] = list(size)
+    classes = settings.get("classes")
+    if isinstance(classes, str):
+        settings["classes"] = [name.strip() for name in classes.split(",") if name.strip()]
+    elif isinstance(classes, (int, float)):
+        settings["classes"] = [classes]
     excluded = settings.get("exclude_classes")
     if excluded is not None and not isinstance(excluded, (list, tuple)):
         settings["exclude_classes"] = [excluded]

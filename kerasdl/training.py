@@ -2,9 +2,11 @@
 
 import contextlib
 import datetime
+import inspect
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from importlib import metadata
@@ -18,6 +20,7 @@ import tensorflow as tf
 
 from kerasdl import hparams
 from kerasdl import plots
+from kerasdl import pretrained
 from kerasdl import runs
 from kerasdl.data import load_data
 from kerasdl.errors import KerasdlError
@@ -58,15 +61,29 @@ def build(recipe, spec, settings, train_data):
     Raises:
         UsageError: for an unknown hyperparameter or a value outside its domain.
     """
+    imagenet = spec.get("weights") == "imagenet"
+    if imagenet:
+        pretrained.verify_downloads()  # before Keras loads a file that changed
     space = keras_tuner.HyperParameters()
-    recipe.build_model(space, spec)
+    with pretrained.downloads():
+        recipe.build_model(space, spec)
     recipe.make_pipeline(train_data, spec, space, training=True,
                          batch_size=settings["batch_size"])
     hp = hparams.pinned(settings.get("set", {}), space)
     keras.backend.clear_session()
     seed_everything(settings["seed"])
-    model = recipe.build_model(hp, spec)
+    with pretrained.downloads():
+        model = recipe.build_model(hp, spec)
+    if imagenet:
+        pretrained.verify_downloads()  # records a file downloaded just now
     return model, hp
+
+
+def model_spec(splits, settings):
+    """The data's spec, plus the `weights` setting for recipes that take pretrained weights."""
+    if settings.get("weights") is not None:
+        return {**splits.spec, "weights": settings["weights"]}
+    return splits.spec
 
 
 def pipelines(recipe, splits, hp, batch_size):
@@ -150,7 +167,7 @@ def train(recipe_name, settings, command=None, resume=None):
     recipe = load_recipe(recipe_name)
     seed_everything(settings["seed"])
     splits = load_data(settings["data"], recipe.TASK, settings)
-    spec = splits.spec
+    splits.spec = spec = model_spec(splits, settings)
     model, hp = build(recipe, spec, settings, splits.train)
     train_data, validation_data, test_data = pipelines(recipe, splits, hp, settings["batch_size"])
 
@@ -201,13 +218,39 @@ def train(recipe_name, settings, command=None, resume=None):
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore whose backups are never half-written.
+    """BackupAndRestore whose backups are never half-written, and that knows phases.
 
     Keras writes the weights and the epoch counter in place, so a SIGKILL during the
     write leaves a backup that cannot be loaded (seen in this project's kill test:
     "file signature not found"). Here both go to temporary files renamed into place,
     weights first: a kill between the two renames repeats one epoch, never corrupts.
+
+    A recipe may call `fit` more than once (fine-tuning: the head on a frozen base,
+    then the top of the base). The backup records how many weights were trainable,
+    and a `fit` whose model differs ignores it: the backup belongs to the other phase.
+    Keras leaves the restored start epoch on the model (`_initial_epoch`), where it
+    would override the next `fit`'s `initial_epoch`; it is cleared when `fit` ends.
+    The backup is kept between phases (`delete_checkpoint=False`): the trainer
+    removes it once every phase has ended.
     """
+
+    def __init__(self, backup_dir):
+        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
+
+    def _phase(self):
+        return len(self.model.trainable_weights)
+
+    def on_train_begin(self, logs=None):
+        metadata = Path(self._training_metadata_path)
+        if metadata.exists():
+            saved = json.loads(metadata.read_text()).get("trainable")
+            if saved is not None and saved != self._phase():
+                return
+        super().on_train_begin(logs)
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        self.model._initial_epoch = None
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
@@ -215,9 +258,34 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.model.save_weights(filepath=weights, overwrite=True)
         metadata = f"{self._training_metadata_path}.partial"
         with open(metadata, "w") as handle:
-            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, handle)
+            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen,
+                       "trainable": self._phase()}, handle)
         os.replace(weights, self._weights_path)
         os.replace(metadata, self._training_metadata_path)
+
+
+def backup_epoch(run_dir):
+    """Returns the number of epochs a run's backup has completed (0 without a backup)."""
+    metadata = Path(run_dir) / "backup" / "training_metadata.json"
+    if not metadata.exists():
+        return 0
+    return int(json.loads(metadata.read_text())["epoch"])
+
+
+class HistoryLogger(keras.callbacks.CSVLogger):
+    """CSVLogger that appends from its second `fit` on, and logs the trainable parameters.
+
+    The `trainable_params` column changes where a fine-tuning recipe unfreezes its
+    base, which the learning-curve plot marks.
+    """
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        self.append = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        trainable = sum(int(np.prod(weight.shape)) for weight in self.model.trainable_weights)
+        super().on_epoch_end(epoch, {**(logs or {}), "trainable_params": trainable})
 
 
 class StopOnNaN(keras.callbacks.Callback):
@@ -264,8 +332,8 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
         StopOnNaN(),
         # Epoch-boundary backups: a resumed run continues bit for bit from the last
         # completed epoch (mid-epoch backups would restart an epoch half-trained).
-        AtomicBackupAndRestore(str(run_dir / "backup"), save_freq="epoch"),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resumed),
+        AtomicBackupAndRestore(str(run_dir / "backup")),
+        HistoryLogger(str(run_dir / "history.csv"), append=resumed),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
     ]
     if hasattr(model, "generate"):
@@ -278,8 +346,12 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
     # Keras prints progress to stdout; stdout is kept for results (the run path).
     with contextlib.redirect_stdout(sys.stderr):
         if fit is not None:
+            resume_at = {}
+            if resumed and "initial_epoch" in inspect.signature(fit).parameters:
+                resume_at["initial_epoch"] = backup_epoch(run_dir)
             returned = fit(hp, model, train_data, validation_data=validation_data,
-                epochs=settings["epochs"], callbacks=callbacks, verbose=verbose)
+                           epochs=settings["epochs"], callbacks=callbacks, verbose=verbose,
+                           **resume_at)
         else:
             # The recipe's pipeline shuffles; Keras cannot shuffle a tf.data.Dataset.
             model.fit(train_data, validation_data=validation_data, shuffle=False,
@@ -287,6 +359,7 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
         seconds = time.perf_counter() - start
         test_metrics = model.evaluate(test_data, return_dict=True, verbose=0)
     runs.atomic_write(run_dir / "model.keras", lambda tmp: model.save(tmp))
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
 
     counts = splits.spec.get("num_examples") or {}
     examples = counts.get("train")

@@ -27,11 +27,13 @@ import pandas as pd
 
 from kerasdl import hparams
 from kerasdl import plots
+from kerasdl import pretrained
 from kerasdl import runs
 from kerasdl.data import load_data
 from kerasdl.errors import RunError
 from kerasdl.errors import UsageError
 from kerasdl.registry import load_recipe
+from kerasdl.training import model_spec
 from kerasdl.training import pipelines
 from kerasdl.training import seed_everything
 
@@ -134,7 +136,8 @@ def make_tuner(meta, hypermodel, overwrite=False):
 
 def _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials, objective, directory):
     space = keras_tuner.HyperParameters()
-    recipe.build_model(space, splits.spec)
+    with pretrained.downloads():
+        recipe.build_model(space, splits.spec)
     recipe.make_pipeline(splits.train, splits.spec, space, training=True,
                          batch_size=settings["batch_size"])
     pinned = hparams.pinned(settings.get("set", {}), space)
@@ -221,6 +224,7 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
         raise UsageError(f"`--output` {str(directory)!r} is an existing file; give a folder.")
     seed_everything(settings["seed"])
     splits = load_data(settings["data"], recipe.TASK, settings)
+    splits.spec = model_spec(splits, settings)
     meta = _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials,
                         objective_from(objective, recipe), directory)
     meta_file = directory / "search.json"
@@ -265,6 +269,7 @@ def worker_main(directory):
     settings = meta["settings"]
     seed_everything(settings["seed"])
     splits = load_data(settings["data"], recipe.TASK, settings)
+    splits.spec = model_spec(splits, settings)
     run_search(meta, recipe, splits, verbose=2)
 
 

@@ -24,7 +24,8 @@ STANDALONE = (
 
 
 def test_registry_finds_the_recipes():
-    assert {"autoencoder", "cnn", "gan", "lstm", "regression"} <= set(RECIPES)
+    assert {"autoencoder", "cnn", "gan", "lstm", "mobilenet", "regression",
+            "vgg16"} <= set(RECIPES)
 
 
 @pytest.mark.parametrize("name", RECIPES)
@@ -51,6 +52,8 @@ def test_recipe_contract(name, tmp_path):
     # The default model from a fresh HyperParameters, on the default data.
     run_settings = settings.resolve(recipe.DEFAULTS)
     splits = load_data(recipe.DEFAULTS["data"], recipe.TASK, run_settings)
+    if "weights" in recipe.DEFAULTS:  # no download here: the same model, random weights
+        splits.spec = {**splits.spec, "weights": "none"}
     hp = keras_tuner.HyperParameters()
     model = recipe.build_model(hp, splits.spec)
     batches = recipe.make_pipeline(splits.train, splits.spec, hp, training=True, batch_size=8)

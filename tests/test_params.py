@@ -16,6 +16,7 @@ VARIANTS = [
                                                         "num_layers": 2}),
     *[("autoencoder", {"variant": variant}) for variant in
       ("undercomplete", "sparse", "convolutional", "contractive", "variational")],
+    ("mobilenet", {}), ("vgg16", {}),
 ]
 
 
@@ -23,7 +24,7 @@ VARIANTS = [
 def test_every_formula_matches_keras(recipe, pins):
     module = registry.load_recipe(recipe)
     resolved = settings.resolve(module.DEFAULTS)
-    spec = load_data(resolved["data"], module.TASK, resolved).spec
+    spec = {**load_data(resolved["data"], module.TASK, resolved).spec, "weights": "none"}
     hp = keras_tuner.HyperParameters()
     for name, value in pins.items():
         hp.Fixed(name, value)

@@ -15,6 +15,8 @@ PACKAGE_DATA = Path(__file__).resolve().parent
 # name -> (modality, one-line description)
 EMBEDDED = {
     "digits": ("images", "scikit-learn's 1,797 handwritten digits, 8x8 grayscale, 10 classes"),
+    "shapes": ("images", "generated colour photos, 1,500 of 32x32: circle, square, triangle, "
+               "cross or ring"),
     "auto_mpg": ("tabular", "UCI Auto MPG, 392 cars: predict fuel use (mpg) from 7 features"),
     "diabetes": ("tabular", "scikit-learn's diabetes: 442 patients, 10 features, disease progression"),
     "seasonal": ("series", "generated hourly series, 3,000 steps: daily and weekly seasons, trend, noise"),
@@ -74,9 +76,74 @@ def load_data(source, task, settings, spec=None):
     if TASK_MODALITY.get(task) == "images" and splits.spec.get("task") != task:
         # The same images serve classifiers, autoencoders and GANs.
         splits.spec = {**splits.spec, "task": task}
+    if spec is None and TASK_MODALITY.get(task) == "images" and settings.get("image_size"):
+        # The size a recipe that resizes in its pipeline (vgg16, mobilenet) works at.
+        splits.spec["image_size"] = list(settings["image_size"])
+    if settings.get("classes") and spec is None:
+        _keep_classes(splits, settings["classes"])
     if settings.get("exclude_classes") and spec is None:
         _exclude_classes(splits, settings["exclude_classes"])
+    if settings.get("train_examples") and spec is None:
+        _limit_train(splits, settings["train_examples"], settings.get("split_seed", 1337))
     return splits
+
+
+def _keep_classes(splits, names):
+    """Keeps only the examples of classes `names`, relabelled 0..len(names)-1 in that order.
+
+    A task of its own from a data set: pretrain on some digits, fine-tune on the others.
+    """
+    import tensorflow as tf
+
+    class_names = splits.spec.get("class_names")
+    if not class_names or splits.arrays is not None:
+        raise DataError("`classes` needs image data with classes (digits, shapes, tfds:NAME "
+                        "or an image folder).")
+    names = [str(name) for name in names]
+    unknown = [name for name in names if name not in class_names]
+    if unknown or len(set(names)) != len(names) or len(names) < 2:
+        raise DataError(f"`classes` must name at least 2 different classes of the data: "
+                        f"{', '.join(class_names)}. Received: {', '.join(names)}")
+    mapping = np.full(len(class_names), -1, np.int32)
+    for new, name in enumerate(names):
+        mapping[class_names.index(name)] = new
+    mapping = tf.constant(mapping)
+
+    def keep(dataset):
+        dataset = dataset.map(lambda x, y: (x, tf.gather(mapping, tf.cast(y, tf.int32))))
+        return dataset.filter(lambda x, y: y >= 0).cache()
+
+    splits.train, splits.validation, splits.test = (
+        keep(splits.train), keep(splits.validation), keep(splits.test))
+    splits.spec = {**splits.spec, "class_names": names, "num_classes": len(names)}
+    if splits.spec.get("num_examples"):
+        splits.spec["num_examples"] = {
+            name: sum(1 for _ in dataset) for name, dataset in
+            zip(("train", "validation", "test"), (splits.train, splits.validation, splits.test))}
+
+
+def _limit_train(splits, count, seed):
+    """Keeps `count` training examples drawn at random with `seed` (few-shot experiments).
+
+    Validation and test splits are unchanged, so scores compare with full-data runs.
+    """
+    available = (splits.spec.get("num_examples") or {}).get("train")
+    if available is None:
+        available = int(splits.train.cardinality())
+    if available >= 0 and count > available:
+        raise DataError(f"`train_examples` must be at most the {available} training examples "
+                        f"of the data. Received: train_examples={count}")
+    if splits.arrays is not None:
+        import tensorflow as tf
+
+        keep = np.sort(np.random.default_rng(seed).permutation(available)[:count])
+        x, y = splits.arrays["train"]
+        splits.arrays = {**splits.arrays, "train": (x[keep], y[keep])}
+        splits.train = tf.data.Dataset.from_tensor_slices(splits.arrays["train"])
+    else:
+        splits.train = splits.train.shuffle(max(available, 1), seed=seed).take(count).cache()
+    if splits.spec.get("num_examples"):
+        splits.spec["num_examples"] = {**splits.spec["num_examples"], "train": count}
 
 
 def _exclude_classes(splits, names):
@@ -120,6 +187,8 @@ def _load(source, task, settings, spec):
         _check_modality(source, kind, modality, task)
         if source == "digits":
             return _digits(settings)
+        if source == "shapes":
+            return _shapes(settings)
         if source == "patterns":
             return series.patterns(settings)
         if source == "seasonal":
@@ -264,6 +333,73 @@ def _digits(settings):
         "input_shape": list(images.shape[1:]),
         "num_classes": 10,
         "class_names": [str(i) for i in range(10)],
+        "num_examples": {name: len(index)
+                         for name, index in zip(("train", "validation", "test"), parts)},
+    }
+    datasets = [tf.data.Dataset.from_tensor_slices((images[index], labels[index]))
+                for index in parts]
+    return Splits(*datasets, spec=spec)
+
+
+SHAPES = ("circle", "square", "triangle", "cross", "ring")
+
+
+def generate_shapes(count=1500, size=32, seed=0):
+    """Draws `count` colour images of one shape each on a noisy gradient background.
+
+    Colours, sizes, positions and rotations are random; the shape is the class.
+    Returns `(images, labels)`: float32 in [0, 255] of shape (count, size, size, 3),
+    and int32 indices into `SHAPES`.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % len(SHAPES)
+    rng.shuffle(labels)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    images = np.empty((count, size, size, 3), np.float32)
+    for i, label in enumerate(labels):
+        background = rng.uniform(0, 255, 3)
+        image = (background + rng.uniform(-60, 60, 3) * (xx[..., None] / size - 0.5)
+                 + rng.normal(0, 12, (size, size, 3)))
+        colour = rng.uniform(0, 255, 3)
+        while np.abs(colour - background).sum() < 180:  # visible on its background
+            colour = rng.uniform(0, 255, 3)
+        radius = rng.uniform(0.18, 0.32) * size
+        cy, cx = rng.uniform(radius + 1, size - radius - 1, 2)
+        dy, dx = yy - cy, xx - cx
+        angle = rng.uniform(0, 2 * np.pi)
+        if SHAPES[label] == "circle":
+            mask = dy ** 2 + dx ** 2 <= radius ** 2
+        elif SHAPES[label] == "square":
+            u, v = np.cos(angle) * dx + np.sin(angle) * dy, np.cos(angle) * dy - np.sin(angle) * dx
+            mask = (np.abs(u) <= radius * 0.8) & (np.abs(v) <= radius * 0.8)
+        elif SHAPES[label] == "triangle":
+            mask = np.ones_like(dx, bool)
+            for k in range(3):
+                side = angle + k * 2 * np.pi / 3
+                mask &= np.cos(side) * dx + np.sin(side) * dy <= radius * 0.5
+        elif SHAPES[label] == "cross":
+            width = radius * 0.3
+            mask = (((np.abs(dx) <= width) & (np.abs(dy) <= radius))
+                    | ((np.abs(dy) <= width) & (np.abs(dx) <= radius)))
+        else:
+            distance = np.sqrt(dy ** 2 + dx ** 2)
+            mask = (distance <= radius) & (distance >= radius * 0.55)
+        image[mask] = colour + rng.normal(0, 12, (int(mask.sum()), 3))
+        images[i] = image
+    return np.clip(images, 0, 255), labels.astype(np.int32)
+
+
+def _shapes(settings):
+    import tensorflow as tf
+
+    images, labels = generate_shapes()
+    parts = split_indices(len(images), labels, settings)
+    spec = {
+        "task": "image_classification",
+        "source": "shapes",
+        "input_shape": list(images.shape[1:]),
+        "num_classes": len(SHAPES),
+        "class_names": list(SHAPES),
         "num_examples": {name: len(index)
                          for name, index in zip(("train", "validation", "test"), parts)},
     }
