@@ -9,6 +9,10 @@ from kerasdl import export as export_module
 from kerasdl import registry
 
 FORMATS = ["keras", "saved_model", "tflite", "onnx"]
+# vgg16 exports through the same code as mobilenet, at 30 times the size: left out for time.
+RECIPES = [name for name in registry.list_recipes() if name != "vgg16"]
+# No download here: the transfer recipes' weights are random, their images small.
+EXTRA = {"mobilenet": ["--weights", "none", "--image-size", "32"]}
 ARTIFACTS = {"keras": "model.keras", "saved_model": "saved_model", "tflite": "model.tflite",
              "onnx": "model.onnx"}
 
@@ -22,9 +26,9 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("runs")
     found = {}
-    for name, extra in [*[(recipe, []) for recipe in registry.list_recipes()],
+    for name, extra in [*[(recipe, EXTRA.get(recipe, [])) for recipe in RECIPES],
                         ("autoencoder", ["--set", "variant=variational"])]:
-        key = name if not extra else f"{name}-variational"
+        key = f"{name}-variational" if "variant=variational" in extra else name
         result = CliRunner().invoke(cli, ["train", name, "--epochs", "1", "--output",
                                           str(root / key), *extra])
         assert result.exit_code == 0, result.stderr
@@ -33,7 +37,7 @@ def trained(tmp_path_factory):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("key", [*registry.list_recipes(), "autoencoder-variational"])
+@pytest.mark.parametrize("key", [*RECIPES, "autoencoder-variational"])
 def test_export_matches_keras_in_its_runtime(cli, trained, key, fmt):
     result = cli("export", trained[key], "--format", fmt, "--json")
     assert result.exit_code == 0, result.stderr
