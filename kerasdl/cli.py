@@ -99,6 +99,9 @@ def _settings_options(command):
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+# The names of `kerasdl compare --preset` (kept here so that --help imports no TensorFlow).
+PRESET_NAMES = ["activations", "optimizers", "regularization", "initializers", "batch_size",
+                "learning_rate", "loss", "imbalance"]
 
 
 def _table(rows, headers):
@@ -306,6 +309,78 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
 
     run_dir = train_recipe(recipe, resolved, command="kerasdl " + " ".join(sys.argv[1:]))
     click.echo(str(run_dir))
+
+
+@cli.command()
+@click.argument("recipe", required=False)
+@_data_options
+@_settings_options
+@click.option("--vary", "vary", multiple=True, metavar="NAME=V1,V2,...",
+              help="Values to compare of a hyperparameter or of batch_size, epochs, "
+              "early_stopping, train_examples, balance; repeatable (all combinations).")
+@click.option("--preset", type=click.Choice(PRESET_NAMES),
+              help="A classic question with its recipe, data and variants (see docs/concepts.md).")
+@click.option("--seeds", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="Seeds per variant (from --seed on): metrics are mean and spread.")
+@click.option("--gradients", is_flag=True, help="Record per-layer gradient norms every epoch "
+              "and plot them (vanishing gradients).")
+@click.option("--output", type=click.Path(), help="Comparison folder (new or empty).")
+@json_option
+def compare(recipe, data, target, data_dir, image_size, classes, train_examples, weights,
+            epochs, batch_size, assignments, config_file, seed, vary, preset, seeds, gradients,
+            output, as_json):
+    """Train variants of RECIPE on the same data and seeds; write comparison.csv and plots.
+
+    Prints the comparison table and the folder's path (last line).
+    """
+    from kerasdl import compare as comparing
+    from kerasdl import hparams
+    from kerasdl import settings
+
+    chosen = comparing.PRESETS[preset] if preset else None
+    if chosen is not None:
+        if recipe and recipe != chosen.recipe:
+            raise UsageError(f"Preset {preset!r} compares the {chosen.recipe} recipe; "
+                             f"received {recipe!r}.")
+        if vary:
+            raise UsageError("`--preset` brings its own variants; give --vary or --preset.")
+        recipe = chosen.recipe
+    if not recipe:
+        raise UsageError("Give a RECIPE and --vary NAME=V1,V2,..., or --preset NAME.")
+    info = registry.recipe_info(recipe)
+    if chosen is not None:
+        variants = chosen.variants
+        defaults = {**info["defaults"], "data": chosen.data or info["defaults"].get("data"),
+                    "epochs": chosen.epochs or info["defaults"].get("epochs"),
+                    **chosen.extra_settings, "set": dict(chosen.pinned)}
+        gradients = gradients or chosen.gradients
+    elif vary:
+        variants = comparing.parse_vary(vary, recipe)
+        defaults = info["defaults"]
+    else:
+        raise UsageError("`compare` needs --vary NAME=V1,V2,... or --preset NAME.")
+    config = settings.read_config(config_file) if config_file else {}
+    cli_values = {"data": data, "target": target, "data_dir": data_dir, "epochs": epochs,
+                  "image_size": image_size, "classes": classes,
+                  "train_examples": train_examples, "weights": weights,
+                  "batch_size": batch_size, "seed": seed,
+                  "set": hparams.parse_assignments(assignments)}
+    resolved = settings.resolve(defaults, config, cli_values)
+    if output:
+        from kerasdl.runs import check_output
+
+        check_output(output)
+    _start_tensorflow()
+    folder, frame = comparing.compare(recipe, resolved, variants, seeds=seeds,
+                                      gradients=gradients, output=output,
+                                      command="kerasdl " + " ".join(sys.argv[1:]))
+    if as_json:
+        click.echo(json.dumps({"folder": str(folder),
+                               "variants": json.loads(frame.to_json(orient="records"))}, indent=2))
+        return
+    rows, headers = comparing.describe(frame)
+    click.echo(_table(rows, headers), err=True)
+    click.echo(str(folder))
 
 
 @cli.command()

@@ -81,6 +81,87 @@ def reconstructions(images, outputs, path):
     _save(figure, path)
 
 
+def decision_boundary(model, features, labels, class_names, path):
+    """Colours the plane by the predicted class of 2-feature data; test points on top."""
+    low, high = features.min(axis=0) - 0.3, features.max(axis=0) + 0.3
+    xx, yy = np.meshgrid(np.linspace(low[0], high[0], 200), np.linspace(low[1], high[1], 200))
+    grid = np.stack([xx.ravel(), yy.ravel()], axis=1).astype("float32")
+    predicted = np.asarray(model.predict(grid, batch_size=4096, verbose=0)).argmax(axis=-1)
+    figure, axis = plt.subplots(figsize=(4.5, 4.2))
+    axis.contourf(xx, yy, predicted.reshape(xx.shape), alpha=0.3, cmap="coolwarm",
+                  levels=np.arange(len(class_names) + 1) - 0.5)
+    scatter = axis.scatter(features[:, 0], features[:, 1], c=labels, cmap="coolwarm",
+                           edgecolors="k", s=14, vmin=0, vmax=len(class_names) - 1)
+    axis.legend(*scatter.legend_elements(), title="class", fontsize=8)
+    axis.set_title("Decision boundary (test points)")
+    _save(figure, path)
+
+
+def gradient_norms(frame, path, title="Gradient norm by layer"):
+    """Plots each layer's gradient norm per epoch (log scale), from GradientNorms rows."""
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for layer, rows in frame.groupby("depth"):
+        axes[0].plot(rows["epoch"] + 1, rows["norm"], label=f"{layer}: {rows['layer'].iloc[0]}")
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_title("per epoch")
+    axes[0].legend(fontsize=7)
+    for epoch in sorted({frame["epoch"].min(), frame["epoch"].max()}):
+        rows = frame[frame["epoch"] == epoch]
+        axes[1].plot(rows["depth"], rows["norm"], marker="o", label=f"epoch {epoch + 1}")
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("layer depth (1 = nearest the input)")
+    axes[1].set_title("by depth")
+    axes[1].legend(fontsize=8)
+    figure.suptitle(title)
+    _save(figure, path)
+
+
+def compare_curves(histories, path):
+    """Overlays the variants' learning curves: validation (solid) and training (dotted)."""
+    metrics = []
+    for history in histories.values():
+        metrics += [name for name in history.columns if name not in metrics
+                    and name not in ("learning_rate", "trainable_params")
+                    and not name.startswith("val_")]
+    if not metrics:
+        return
+    figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for axis, name in zip(axes[0], metrics):
+        for index, (label, history) in enumerate(histories.items()):
+            colour = colours[index % len(colours)]
+            epochs = np.arange(1, len(history) + 1)
+            if name in history:
+                axis.plot(epochs, history[name], linestyle=":", color=colour)
+            if f"val_{name}" in history:
+                axis.plot(epochs, history[f"val_{name}"], color=colour, label=label)
+        axis.set_title(f"{name} (validation solid, training dotted)", fontsize=9)
+        axis.set_xlabel("epoch")
+        if name == "loss":
+            axis.set_yscale("log")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    _save(figure, path)
+
+
+def compare_gradients(frames, path):
+    """Each variant's gradient norm by layer depth, after the first and the last epoch."""
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for label, frame in frames.items():
+        for axis, epoch in zip(axes, (frame["epoch"].min(), frame["epoch"].max())):
+            rows = frame[frame["epoch"] == epoch].sort_values("depth")
+            axis.plot(rows["depth"], rows["norm"], marker="o", label=label)
+            axis.set_title(f"after epoch {epoch + 1}")
+    for axis in axes:
+        axis.set_yscale("log")
+        axis.set_xlabel("layer depth (1 = nearest the input)")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    axes[0].set_ylabel("gradient norm")
+    _save(figure, path)
+
+
 def image_grid(images, path, title=None, columns=8):
     """Shows images in [0, 1] as a grid."""
     rows = -(-len(images) // columns)

@@ -24,6 +24,9 @@ KEYS = {
     "classes": "keep only these classes, in this order (a task of its own)",
     "train_examples": "use only this many training examples, drawn at random (few-shot)",
     "weights": "pretrained weights of a transfer recipe: imagenet, none or a weights file",
+    "early_stopping": "stop after this many epochs without a better validation loss",
+    "balance": "counter class imbalance: none, class_weight or oversample",
+    "gradients": "record per-layer gradient norms each epoch (gradients.csv)",
     "exclude_classes": "classes left out of training and validation (anomaly detection)",
     "output": "run directory",
     "merge_validation": "train on train + validation, with no validation (final models)",
@@ -107,6 +110,10 @@ def check(settings):
     _positive_int(settings, "window")
     _positive_int(settings, "horizon")
     _positive_int(settings, "train_examples")
+    _positive_int(settings, "early_stopping")
+    if settings.get("balance") not in (None, "none", "class_weight", "oversample"):
+        raise UsageError("`balance` must be none, class_weight or oversample. "
+                         f"Received: balance={settings['balance']}")
     weights = settings.get("weights")
     if weights is not None and str(weights) not in ("imagenet", "none"):
         path = Path(str(weights)).expanduser()

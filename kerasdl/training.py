@@ -319,8 +319,38 @@ def _keep_last_good(model, run_dir):
     return f"The model of the last completed epoch is kept in {run_dir / 'model.keras'}."
 
 
+def balance(splits, how, seed):
+    """Counters class imbalance in the training split: `class_weight` or `oversample`.
+
+    Returns:
+        The `class_weight` dict for `fit` (or None); with `oversample`, `splits.train`
+        is replaced by one where every class is drawn as often as the largest.
+    """
+    if how in (None, "none"):
+        return None
+    if splits.spec.get("task") not in CLASSIFICATION:
+        raise KerasdlError(f"`balance` needs a classification recipe; this one is "
+                           f"{splits.spec.get('task')}.")
+    labels = np.concatenate([np.asarray(y) for _, y in splits.train.batch(4096)])
+    counts = np.bincount(labels, minlength=splits.spec["num_classes"])
+    if how == "class_weight":
+        return {i: float(len(labels) / (len(counts) * count)) if count else 0.0
+                for i, count in enumerate(counts)}
+    rng = np.random.default_rng(seed)
+    indices = np.concatenate([rng.choice(np.flatnonzero(labels == label), counts.max())
+                              for label in np.flatnonzero(counts)])
+    rng.shuffle(indices)
+    features = np.concatenate([np.asarray(x) for x, _ in splits.train.batch(4096)])
+    splits.train = tf.data.Dataset.from_tensor_slices((features[indices], labels[indices]))
+    return None
+
+
 def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=False):
     train_data, validation_data, test_data = data
+    class_weight = balance(splits, settings.get("balance"), settings["seed"])
+    if settings.get("balance") == "oversample":
+        train_data = recipe.make_pipeline(splits.train, splits.spec, hp, training=True,
+                                          batch_size=settings["batch_size"])
     if settings.get("merge_validation"):
         # A final model (a search's best configuration) learns from the validation
         # split too; the test split stays unseen.
@@ -338,6 +368,11 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
     ]
     if hasattr(model, "generate"):
         callbacks.append(SampleGrid(run_dir / "plots", every=max(1, settings["epochs"] // 5)))
+    if settings.get("early_stopping") and validation_data is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            patience=settings["early_stopping"], restore_best_weights=True))
+    if settings.get("gradients"):
+        callbacks.append(GradientNorms(next(iter(train_data)), run_dir / "gradients.csv"))
     fit = getattr(recipe, "fit", None)
     returned = None
     # Progress bars on a terminal, one line per epoch in logs.
@@ -355,7 +390,8 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
         else:
             # The recipe's pipeline shuffles; Keras cannot shuffle a tf.data.Dataset.
             model.fit(train_data, validation_data=validation_data, shuffle=False,
-                      epochs=settings["epochs"], callbacks=callbacks, verbose=verbose)
+                      epochs=settings["epochs"], callbacks=callbacks, verbose=verbose,
+                      class_weight=class_weight)
         seconds = time.perf_counter() - start
         test_metrics = model.evaluate(test_data, return_dict=True, verbose=0)
     runs.atomic_write(run_dir / "model.keras", lambda tmp: model.save(tmp))
@@ -381,12 +417,50 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
     }
     if splits.spec["task"] == "reconstruction" and splits.spec.get("excluded_classes"):
         metrics["anomaly_roc_auc"] = anomaly_roc_auc(model, splits)
+    if splits.spec["task"] in CLASSIFICATION:
+        labels, predictions = predict_dataset(model, test_data)
+        labels = labels.argmax(axis=-1) if labels.ndim > 1 else labels
+        predicted = predictions.argmax(axis=-1)
+        metrics["per_class_recall"] = {
+            name: float(np.mean(predicted[labels == i] == i)) if np.any(labels == i) else None
+            for i, name in enumerate(splits.spec["class_names"])}
     runs.write_json(run_dir / "metrics.json", metrics)
 
     history = pd.read_csv(run_dir / "history.csv")
     plots.learning_curves(history, run_dir / "plots" / "learning_curves.png")
+    if (run_dir / "gradients.csv").exists():
+        plots.gradient_norms(pd.read_csv(run_dir / "gradients.csv"),
+                             run_dir / "plots" / "gradient_norms.png")
     task_plots(model, splits.spec, test_data, run_dir / "plots")
     return metrics
+
+
+class GradientNorms(keras.callbacks.Callback):
+    """Records each layer's gradient norm at the end of every epoch, on one fixed batch.
+
+    Norms of the kernel gradients (the loss's gradient with respect to each layer's
+    weights), first layer first: shrinking towards the input is the vanishing gradient.
+    Writes `epoch, layer, depth, norm` rows to a CSV file.
+    """
+
+    def __init__(self, batch, path):
+        super().__init__()
+        self.x, self.y = batch[0], batch[1]
+        self.path = Path(path)
+        self.rows = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        layers = [layer for layer in self.model.layers
+                  if getattr(layer, "kernel", None) is not None and layer.trainable]
+        kernels = [layer.kernel for layer in layers]
+        with tf.GradientTape() as tape:
+            predictions = self.model(self.x, training=True)
+            loss = self.model.compute_loss(x=self.x, y=self.y, y_pred=predictions)
+        gradients = tape.gradient(loss, [kernel.value for kernel in kernels])
+        for depth, (layer, gradient) in enumerate(zip(layers, gradients), start=1):
+            norm = float(tf.norm(gradient)) if gradient is not None else 0.0
+            self.rows.append({"epoch": epoch, "layer": layer.name, "depth": depth, "norm": norm})
+        pd.DataFrame(self.rows).to_csv(self.path, index=False)
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -432,13 +506,21 @@ def task_plots(model, spec, test_data, folder):
         return
     labels, predictions = predict_dataset(model, test_data)
     if task in CLASSIFICATION:
+        labels = labels.argmax(axis=-1) if labels.ndim > 1 else labels
         plots.confusion_matrix(labels, predictions.argmax(axis=-1), spec["class_names"],
                                folder / "confusion_matrix.png")
+        if task == "classification" and spec.get("input_shape") == [2]:
+            features = np.concatenate([np.asarray(x) for x, _ in test_data])
+            plots.decision_boundary(model, features, labels, spec["class_names"],
+                                    folder / "decision_boundary.png")
     elif task in ("regression", "forecasting"):
         plots.predicted_vs_actual(labels.reshape(-1), predictions.reshape(-1),
                                   spec.get("target", "target"), folder / "predictions.png")
     elif task == "reconstruction":
         plots.reconstructions(labels[:10], predictions[:10], folder / "reconstructions.png")
+        if hasattr(model, "filter_images"):
+            plots.image_grid(np.asarray(model.filter_images()), folder / "filters.png",
+                             title="Learned filters")
         if hasattr(model, "sample"):
             plots.image_grid(np.asarray(model.sample(64)), folder / "prior_samples.png",
                              title="Decoded from the prior")

@@ -17,6 +17,10 @@ EMBEDDED = {
     "digits": ("images", "scikit-learn's 1,797 handwritten digits, 8x8 grayscale, 10 classes"),
     "shapes": ("images", "generated colour photos, 1,500 of 32x32: circle, square, triangle, "
                "cross or ring"),
+    "xor": ("tabular", "generated XOR: 2 features, 600 points, the class is the sign of x1 * x2"),
+    "blobs": ("tabular", "generated, linearly separable: 2 features, 600 points, 2 classes"),
+    "digits64": ("tabular", "the digits as 64 pixel columns, 1,797 rows, 10 classes"),
+    "imbalanced": ("tabular", "generated, 2,000 rows, 10 features, classes 95% / 5%"),
     "auto_mpg": ("tabular", "UCI Auto MPG, 392 cars: predict fuel use (mpg) from 7 features"),
     "diabetes": ("tabular", "scikit-learn's diabetes: 442 patients, 10 features, disease progression"),
     "seasonal": ("series", "generated hourly series, 3,000 steps: daily and weekly seasons, trend, noise"),
@@ -234,7 +238,35 @@ def _check_modality(source, kind, modality, task):
         raise DataError(f"Data {source!r} holds {kind}; a {task} recipe needs {WANTED[modality]}.")
 
 
+def _generated_frame(name):
+    """The generated tabular data sets, as DataFrames with a `label` column."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    if name == "xor":
+        x = rng.uniform(-1, 1, (600, 2))
+        labels = (x[:, 0] * x[:, 1] > 0).astype(int)
+    elif name == "blobs":
+        labels = np.arange(600) % 2
+        x = rng.normal(0, 0.6, (600, 2)) + np.where(labels[:, None] == 1, 1.0, -1.0)
+    elif name == "digits64":
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        x, labels = digits.data, digits.target
+    else:
+        from sklearn.datasets import make_classification
+
+        x, labels = make_classification(2000, n_features=10, n_informative=4, n_redundant=2,
+                                        weights=[0.95, 0.05], class_sep=0.8, random_state=0)
+    frame = pd.DataFrame(x, columns=[f"x{i + 1}" for i in range(x.shape[1])])
+    frame["label"] = labels
+    return frame
+
+
 def _embedded_frame(name, settings):
+    if name in ("xor", "blobs", "digits64", "imbalanced"):
+        return _generated_frame(name), settings.get("target") or "label", name
     if name == "auto_mpg":
         frame = tabular.read_csv(PACKAGE_DATA / "auto_mpg.csv")
         default_target = "mpg"

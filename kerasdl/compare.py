@@ -1,0 +1,267 @@
+"""`kerasdl compare`: train variants of a recipe on the same data and seeds, side by side.
+
+A variant is a set of hyperparameters (`--set`) and settings; each is trained once per
+seed into `OUTPUT/runs/VARIANT-seedN/` (ordinary runs), then `comparison.csv` holds one
+row per variant: its metrics as mean and standard deviation over the seeds, wall time,
+and epochs run. Plots overlay the variants' validation curves and, with `gradients`,
+their per-layer gradient norms.
+"""
+
+import dataclasses
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kerasdl import hparams
+from kerasdl import registry
+from kerasdl import runs
+from kerasdl import settings as settings_module
+from kerasdl.errors import UsageError
+
+# Settings a variant may change, with how to read a value given on the command line.
+SETTINGS = {
+    "batch_size": int, "epochs": int, "early_stopping": int, "train_examples": int,
+    "balance": str,
+}
+
+
+@dataclasses.dataclass
+class Variant:
+    """One configuration: a label, hyperparameters to pin and settings to change."""
+
+    label: str
+    hyperparameters: dict = dataclasses.field(default_factory=dict)
+    settings: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Preset:
+    """A classic question, answered by comparing variants of a recipe."""
+
+    question: str
+    recipe: str
+    variants: list
+    data: str = None
+    epochs: int = None
+    pinned: dict = dataclasses.field(default_factory=dict)
+    extra_settings: dict = dataclasses.field(default_factory=dict)
+    gradients: bool = False
+    measure: str = "accuracy"
+
+
+def _hp(label, **values):
+    return Variant(label, hyperparameters=values)
+
+
+DEEP = {"hidden_layers": 8, "units": 32}
+PRESETS = {
+    "activations": Preset(
+        "Which activation trains a deep network, and why do sigmoids vanish?",
+        "perceptron", [_hp(name, activation=name)
+                       for name in ("sigmoid", "tanh", "relu", "leaky_relu")],
+        data="digits64", epochs=20, pinned={**DEEP, "optimizer": "sgd", "learning_rate": 0.05},
+        gradients=True),
+    "optimizers": Preset(
+        "How do SGD, momentum, Nesterov, Adagrad, Adadelta, RMSprop and Adam compare?",
+        "perceptron", [_hp(name, optimizer=name) for name in
+                       ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam")],
+        data="digits64", epochs=20,
+        pinned={"hidden_layers": 2, "units": 64, "activation": "relu", "learning_rate": 0.01}),
+    "regularization": Preset(
+        "What do L1, L2, dropout, batch norm, early stopping and augmentation do to overfitting?",
+        "perceptron", [
+            Variant("none"),
+            _hp("l1", regularization="l1", regularization_strength=1e-4),
+            _hp("l2", regularization="l2", regularization_strength=1e-3),
+            _hp("dropout", dropout_rate=0.5),
+            _hp("batch_norm", batch_norm=True),
+            Variant("early_stopping", settings={"early_stopping": 10}),
+            _hp("augmentation", input_noise=0.3),
+        ],
+        data="digits64", epochs=80,
+        pinned={"hidden_layers": 2, "units": 256, "activation": "relu", "learning_rate": 0.003},
+        extra_settings={"train_examples": 200}),
+    "initializers": Preset(
+        "Why not initialise weights to zero? Random normal, Glorot and He compared.",
+        "perceptron", [_hp(name, initializer=name) for name in
+                       ("zeros", "random_normal", "glorot_uniform", "he_normal")],
+        data="digits64", epochs=20,
+        pinned={"hidden_layers": 4, "units": 64, "activation": "relu", "learning_rate": 0.01},
+        gradients=True),
+    "batch_size": Preset(
+        "What does the batch size change, at a fixed number of epochs?",
+        "perceptron", [Variant(str(size), settings={"batch_size": size})
+                       for size in (8, 32, 128, 512)],
+        data="digits64", epochs=20,
+        pinned={"hidden_layers": 2, "units": 64, "activation": "relu", "learning_rate": 0.003}),
+    "learning_rate": Preset(
+        "What happens when the learning rate is too small or too large?",
+        "perceptron", [_hp(str(rate), learning_rate=rate)
+                       for rate in (0.0001, 0.001, 0.01, 0.1, 1.0)],
+        data="digits64", epochs=20,
+        pinned={"hidden_layers": 2, "units": 64, "activation": "relu", "optimizer": "sgd"}),
+    "loss": Preset(
+        "Do categorical and sparse categorical cross-entropy give the same result?",
+        "perceptron", [_hp(name, loss=name) for name in
+                       ("sparse_categorical_crossentropy", "categorical_crossentropy")],
+        data="digits64", epochs=20,
+        pinned={"hidden_layers": 2, "units": 64, "activation": "relu", "learning_rate": 0.003}),
+    "imbalance": Preset(
+        "How to train on imbalanced classes: class weights or oversampling?",
+        "perceptron", [Variant(name, settings={"balance": name})
+                       for name in ("none", "class_weight", "oversample")],
+        data="imbalanced", epochs=30,
+        pinned={"hidden_layers": 2, "units": 32, "activation": "relu", "learning_rate": 0.003},
+        measure="recall"),
+}
+
+
+def parse_vary(assignments, recipe_name):
+    """Turns `NAME=V1,V2,...` strings into the variants of their cartesian product.
+
+    NAME is a hyperparameter of the recipe's search space or one of `SETTINGS`.
+
+    Raises:
+        UsageError: for a malformed assignment or an unknown name (listing valid ones).
+    """
+    space = {row["name"] for row in registry.recipe_info(recipe_name)["search_space"]}
+    axes = []
+    for assignment in assignments:
+        name, sep, values = str(assignment).partition("=")
+        name = name.strip()
+        values = [value.strip() for value in values.split(",") if value.strip()]
+        if not sep or not name or not values:
+            raise UsageError("`--vary` takes NAME=V1,V2,..., for example "
+                             f"`--vary learning_rate=0.001,0.01`. Received: {assignment!r}")
+        if name not in space and name not in SETTINGS:
+            raise UsageError(
+                f"Unknown name in `--vary`: {name!r}. Valid: the hyperparameters "
+                f"{', '.join(sorted(space))}; the settings {', '.join(SETTINGS)}")
+        axes.append([(name, value) for value in values])
+    variants = []
+    for combination in itertools.product(*axes):
+        variant = Variant(",".join(f"{name}={value}" for name, value in combination))
+        for name, value in combination:
+            if name in SETTINGS:
+                try:
+                    variant.settings[name] = SETTINGS[name](value)
+                except ValueError:
+                    raise UsageError(f"`{name}` takes {SETTINGS[name].__name__} values. "
+                                     f"Received: {name}={value}") from None
+            else:
+                variant.hyperparameters[name] = value
+        variants.append(variant)
+    return variants
+
+
+def _safe_label(label):
+    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in label)
+
+
+def compare(recipe_name, base_settings, variants, seeds=1, gradients=False, output=None,
+            command=None):
+    """Trains every variant once per seed and writes comparison.csv and the plots.
+
+    Args:
+        base_settings: resolved settings every variant starts from.
+        variants: list of `Variant`.
+        seeds: number of seeds, from `base_settings["seed"]` on.
+
+    Returns:
+        `(output_dir, frame)`: the comparison folder and the comparison table.
+    """
+    import pandas as pd
+
+    from kerasdl import plots
+    from kerasdl import training
+
+    output = Path(output or Path("comparisons") / f"{recipe_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    runs.check_output(output)
+    output.mkdir(parents=True, exist_ok=True)
+    rows, curves, gradient_frames = [], {}, {}
+    for variant in variants:
+        per_seed = []
+        for offset in range(seeds):
+            seed = base_settings["seed"] + offset
+            run_settings = {**base_settings, **variant.settings, "seed": seed,
+                            "set": {**base_settings.get("set", {}), **variant.hyperparameters},
+                            "gradients": gradients,
+                            "output": str(output / "runs" / f"{_safe_label(variant.label)}-seed{seed}")}
+            settings_module.check(run_settings)
+            print(f"[compare] {variant.label}, seed {seed}", file=sys.stderr)
+            start = time.perf_counter()
+            try:
+                run_dir = training.train(recipe_name, run_settings, command=command)
+            except training.NonFiniteLoss as error:  # a diverging variant is a result too
+                print(f"[compare] {variant.label}, seed {seed}: {error}", file=sys.stderr)
+                per_seed.append({"diverged": True, "seconds": time.perf_counter() - start})
+                continue
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            history = pd.read_csv(run_dir / "history.csv")
+            record = {f"test_{name}": value for name, value in metrics["test"].items()}
+            for name, value in (metrics.get("per_class_recall") or {}).items():
+                record[f"recall_{name}"] = value
+            record.update(seconds=time.perf_counter() - start, epochs_run=len(history),
+                          diverged=False)
+            per_seed.append(record)
+            curves.setdefault(variant.label, []).append(history)
+            if gradients and (run_dir / "gradients.csv").exists():
+                gradient_frames.setdefault(variant.label, []).append(
+                    pd.read_csv(run_dir / "gradients.csv"))
+        rows.append(_summarise(variant, per_seed))
+    frame = pd.DataFrame(rows)
+    runs.atomic_write(output / "comparison.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    runs.write_json(output / "comparison.json", {
+        "recipe": recipe_name, "seeds": seeds, "gradients": gradients,
+        "settings": {k: v for k, v in base_settings.items() if k != "output"},
+        "variants": [dataclasses.asdict(variant) for variant in variants]})
+    plots.compare_curves({label: _mean_history(h) for label, h in curves.items()},
+                         output / "learning_curves.png")
+    if gradient_frames:
+        plots.compare_gradients({label: pd.concat(f).groupby(["epoch", "depth"], as_index=False)
+                                 ["norm"].mean() for label, f in gradient_frames.items()},
+                                output / "gradient_norms.png")
+    return output, frame
+
+
+def _summarise(variant, per_seed):
+    row = {"variant": variant.label, **{f"set_{k}": v for k, v in variant.hyperparameters.items()},
+           **variant.settings, "seeds": len(per_seed),
+           "diverged": sum(1 for record in per_seed if record.get("diverged"))}
+    finished = [record for record in per_seed if not record.get("diverged")]
+    names = sorted({name for record in finished for name in record
+                    if name not in ("seconds", "diverged")})
+    for name in names:
+        values = np.array([record[name] for record in finished if record.get(name) is not None],
+                          dtype=float)
+        if len(values):
+            row[f"{name}_mean"] = float(values.mean())
+            row[f"{name}_std"] = float(values.std())
+    row["seconds_mean"] = float(np.mean([record["seconds"] for record in per_seed]))
+    return row
+
+
+def _mean_history(histories):
+    import pandas as pd
+
+    numeric = [history.drop(columns=["epoch"], errors="ignore") for history in histories]
+    return pd.concat(numeric).groupby(level=0).mean()
+
+
+def describe(frame):
+    """A short table of the comparison for the terminal: variant, main metrics, time."""
+    columns = ([c for c in frame.columns if c.startswith("test_") and c.endswith("_mean")]
+               + [c for c in frame.columns if c.startswith("recall_") and c.endswith("_mean")])
+    rows = []
+    for _, row in frame.iterrows():
+        values = [f"{row[c]:.4f} ± {row[c.replace('_mean', '_std')]:.4f}"
+                  if c in row and not np.isnan(row[c]) else "-" for c in columns]
+        rows.append([row["variant"], *values, f"{row['seconds_mean']:.1f}s",
+                     str(int(row["diverged"])) if row["diverged"] else "-"])
+    headers = ["VARIANT", *[c[:-5] for c in columns], "TIME", "DIVERGED"]
+    return rows, headers
+
