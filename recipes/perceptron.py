@@ -8,9 +8,10 @@ learnt. The other hyperparameters (activation, initializer, optimizer, L1/L2, dr
 batch norm, input noise, loss) are the subjects of `kerasdl compare --preset NAME`.
 
 Default data: xor (600 generated points: the class is the sign of x1 * x2).
-Result: the MLP 1.000 test accuracy on xor (`kerasdl train perceptron`), the single-layer
-perceptron 0.492 (`--set hidden_layers=0`); on blobs (linearly separable) both reach 0.983.
-Parameters: 58 (the default model on xor)
+Result: on xor the MLP reaches 0.975 test accuracy, the single-layer perceptron 0.542
+(it predicts one class); on blobs (linearly separable) 0.983 and 0.992
+(`kerasdl compare perceptron --vary hidden_layers=0,1 [--data blobs]`, seed 1337).
+Parameters: 42 (the default model on xor)
 
 Usage:
     kerasdl train perceptron                        # MLP on XOR: decision boundary plotted
