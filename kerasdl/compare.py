@@ -9,6 +9,7 @@ their per-layer gradient norms.
 
 import dataclasses
 import itertools
+import shutil
 import json
 import sys
 import time
@@ -20,6 +21,7 @@ from kerasdl import hparams
 from kerasdl import registry
 from kerasdl import runs
 from kerasdl import settings as settings_module
+from kerasdl.errors import DataError
 from kerasdl.errors import UsageError
 
 # Settings a variant may change, with how to read a value given on the command line.
@@ -174,14 +176,26 @@ def compare(recipe_name, base_settings, variants, seeds=1, gradients=False, outp
     Returns:
         `(output_dir, frame)`: the comparison folder and the comparison table.
     """
+    output = Path(output or Path("comparisons") / f"{recipe_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    runs.check_output(output)
+    created = not output.exists()
+    output.mkdir(parents=True, exist_ok=True)
+    try:
+        return _compare(recipe_name, base_settings, variants, seeds, gradients, output, command)
+    except (UsageError, DataError):
+        # A bad value of a variant: nothing was trained, so nothing is left behind.
+        if created and not any(output.glob("runs/*/model.keras")):
+            shutil.rmtree(output, ignore_errors=True)
+        raise
+
+
+def _compare(recipe_name, base_settings, variants, seeds, gradients, output, command):
     import pandas as pd
 
     from kerasdl import plots
     from kerasdl import training
 
-    output = Path(output or Path("comparisons") / f"{recipe_name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    runs.check_output(output)
-    output.mkdir(parents=True, exist_ok=True)
+    _check_variants(recipe_name, base_settings, variants)
     rows, curves, gradient_frames = [], {}, {}
     for variant in variants:
         per_seed = []
@@ -226,6 +240,28 @@ def compare(recipe_name, base_settings, variants, seeds=1, gradients=False, outp
                                  ["norm"].mean() for label, f in gradient_frames.items()},
                                 output / "gradient_norms.png")
     return output, frame
+
+
+def _check_variants(recipe_name, base_settings, variants):
+    """Checks every variant's settings and hyperparameters before anything trains.
+
+    Raises:
+        UsageError: naming the bad value, as `kerasdl train` would.
+    """
+    import keras_tuner
+
+    from kerasdl.data import load_data
+    from kerasdl.training import model_spec
+
+    for variant in variants:
+        settings_module.check({**base_settings, **variant.settings})
+    recipe = registry.load_recipe(recipe_name)
+    splits = load_data(base_settings["data"], recipe.TASK, base_settings)
+    space = keras_tuner.HyperParameters()
+    recipe.build_model(space, model_spec(splits, base_settings))
+    recipe.make_pipeline(splits.train, splits.spec, space, training=True, batch_size=8)
+    for variant in variants:
+        hparams.pinned({**base_settings.get("set", {}), **variant.hyperparameters}, space)
 
 
 def _summarise(variant, per_seed):
