@@ -59,11 +59,13 @@ def preset_answer(name, folder):
         for run in sorted((folder / "runs").glob("*-seed*")):
             rows = pd.read_csv(run / "gradients.csv")
             first = rows[rows["epoch"] == 0].sort_values("depth")["norm"].to_numpy()
-            gradients.append((run.name.rsplit("-seed", 1)[0], first[0] / first[-2]))
-        ratios = pd.DataFrame(gradients, columns=["variant", "ratio"]).groupby(
-            "variant", sort=False)["ratio"].mean()
+            gradients.append((run.name.rsplit("-seed", 1)[0], first[0], first[-2]))
+        norms = pd.DataFrame(gradients, columns=["variant", "first", "last"]).groupby(
+            "variant", sort=False).mean()
         lines.append("gradient norm of the first layer / the last hidden layer after epoch 1: "
-                     + ", ".join(f"{variant} {ratio:.2g}" for variant, ratio in ratios.items()))
+                     + ", ".join(f"{variant} {row['first'] / row['last']:.2g}" if row["last"]
+                                 else f"{variant} 0 (no gradient at all)"
+                                 for variant, row in norms.iterrows()))
     return "<br>".join(lines)
 
 

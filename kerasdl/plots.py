@@ -102,14 +102,16 @@ def gradient_norms(frame, path, title="Gradient norm by layer"):
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for layer, rows in frame.groupby("depth"):
         axes[0].plot(rows["epoch"] + 1, rows["norm"], label=f"{layer}: {rows['layer'].iloc[0]}")
-    axes[0].set_yscale("log")
+    if (frame["norm"] > 0).any():
+        axes[0].set_yscale("log")
     axes[0].set_xlabel("epoch")
     axes[0].set_title("per epoch")
     axes[0].legend(fontsize=7)
     for epoch in sorted({frame["epoch"].min(), frame["epoch"].max()}):
         rows = frame[frame["epoch"] == epoch]
         axes[1].plot(rows["depth"], rows["norm"], marker="o", label=f"epoch {epoch + 1}")
-    axes[1].set_yscale("log")
+    if (frame["norm"] > 0).any():
+        axes[1].set_yscale("log")
     axes[1].set_xlabel("layer depth (1 = nearest the input)")
     axes[1].set_title("by depth")
     axes[1].legend(fontsize=8)
@@ -153,8 +155,10 @@ def compare_gradients(frames, path):
             rows = frame[frame["epoch"] == epoch].sort_values("depth")
             axis.plot(rows["depth"], rows["norm"], marker="o", label=label)
             axis.set_title(f"after epoch {epoch + 1}")
+    positive = any((frame["norm"] > 0).any() for frame in frames.values())
     for axis in axes:
-        axis.set_yscale("log")
+        if positive:  # all-zero gradients (zero initialization) cannot be log-scaled
+            axis.set_yscale("log")
         axis.set_xlabel("layer depth (1 = nearest the input)")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
