@@ -39,7 +39,7 @@ def fmt(row, name):
 
 def preset_answer(name, folder):
     """One line per variant: its test accuracy (or recalls), epochs and time."""
-    frame = pd.read_csv(folder / "comparison.csv")
+    frame = pd.read_csv(folder / "comparison.csv", dtype={"variant": str})
     lines = []
     for _, row in frame.iterrows():
         if row.get("diverged"):
@@ -85,7 +85,7 @@ def main():
         command = ["compare", "perceptron", "--data", data, "--vary", "hidden_layers=0,1",
                    "--seeds", args.seeds]
         folder = kerasdl(*command, "--output", work / f"perceptron-{data}")
-        frame = pd.read_csv(folder / "comparison.csv").set_index("variant")
+        frame = pd.read_csv(folder / "comparison.csv", dtype={"variant": str}).set_index("variant")
         question = ("Can a single-layer perceptron learn XOR?" if data == "xor" else
                     "And a linearly separable task?")
         add(question, "kerasdl " + " ".join(map(str, command)),
@@ -107,7 +107,7 @@ def main():
         if recipe == "lstm":
             folder = kerasdl("compare", "lstm", *extra, "--seeds", args.seeds,
                              "--output", work / "lstm")
-            frame = pd.read_csv(folder / "comparison.csv").set_index("variant")
+            frame = pd.read_csv(folder / "comparison.csv", dtype={"variant": str}).set_index("variant")
             add(question, f"kerasdl compare lstm {' '.join(extra)} --seeds {args.seeds}",
                 ", ".join(f"{variant}: accuracy {fmt(row, 'test_accuracy')}"
                           for variant, row in frame.iterrows()))
