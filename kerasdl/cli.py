@@ -98,6 +98,25 @@ def _settings_options(command):
     return command
 
 
+def _device_options(command):
+    for option in reversed([
+        click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]),
+                     help="Where to train (default auto: GPUs when TensorFlow sees any)."),
+        click.option("--mixed-precision", is_flag=True, default=None,
+                     help="mixed_float16 on GPUs, mixed_bfloat16 on CPUs with bfloat16."),
+        click.option("--jit/--no-jit", default=None,
+                     help="XLA compilation of the training step (default: the recipe's)."),
+        click.option("--strategy", type=click.Choice(["auto", "default", "mirrored"]),
+                     help="tf.distribute strategy (default auto: mirrored over several GPUs)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _device_settings(options):
+    return {key: options.get(key) for key in ("device", "mixed_precision", "jit", "strategy")}
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 # The names of `kerasdl compare --preset` (kept here so that --help imports no TensorFlow).
 PRESET_NAMES = ["activations", "optimizers", "regularization", "initializers", "batch_size",
@@ -266,8 +285,10 @@ def show(recipe, params, as_json):
 @click.option("--resume", type=click.Path(file_okay=False),
               help="Continue a run that was killed or failed, from its last completed epoch "
               "(its settings come from its config.json).")
+@_device_options
 def train(recipe, data, target, data_dir, image_size, classes, train_examples, weights, epochs,
-          batch_size, assignments, config_file, seed, output, exclude_classes, resume):
+          batch_size, assignments, config_file, seed, output, exclude_classes, resume,
+          **device_options):
     """Train RECIPE into a new run directory and print its path."""
     from kerasdl import hparams
     from kerasdl import settings
@@ -298,6 +319,7 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
                   "weights": weights,
                   "batch_size": batch_size, "seed": seed, "output": output,
                   "exclude_classes": list(exclude_classes) or None,
+                  **_device_settings(device_options),
                   "set": hparams.parse_assignments(assignments)}
     resolved = settings.resolve(info["defaults"], config, cli_values)
     if resolved.get("output"):
@@ -384,6 +406,72 @@ def compare(recipe, data, target, data_dir, image_size, classes, train_examples,
 
 
 @cli.command()
+@json_option
+def info(as_json):
+    """Print what TensorFlow sees: versions, devices, GPUs, mixed precision support."""
+    _start_tensorflow()
+    from kerasdl.devices import info as device_info
+
+    found = device_info()
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    for key, value in found.items():
+        if key == "physical_devices":
+            value = ", ".join(f"{d['name']} ({d['type']})" for d in value)
+        elif key in ("logical_devices",):
+            value = ", ".join(value)
+        elif key == "gpus":
+            value = "; ".join(", ".join(f"{k}: {v}" for k, v in gpu.items()) for gpu in value) or "none"
+        click.echo(f"{key:17} {value}")
+
+
+@cli.command()
+@click.argument("recipe")
+@_data_options
+@click.option("--batch-size", type=int, help="Batch size (default: the recipe's).")
+@click.option("--steps", type=click.IntRange(1, 100_000), default=50, show_default=True,
+              help="Training steps timed (after as many to warm up).")
+@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="Pin a hyperparameter; repeatable.")
+@_device_options
+@json_option
+def bench(recipe, data, target, data_dir, batch_size, steps, assignments, as_json,
+          **device_options):
+    """Measure RECIPE: training samples/s, step time, input pipeline, FLOPs, utilisation."""
+    from kerasdl import hparams
+    from kerasdl import settings
+
+    info_ = registry.recipe_info(recipe)
+    resolved = settings.resolve(info_["defaults"], {}, {
+        "data": data, "target": target, "data_dir": data_dir, "batch_size": batch_size,
+        **_device_settings(device_options), "set": hparams.parse_assignments(assignments)})
+    if "weights" in info_["defaults"] and resolved.get("weights") == "imagenet":
+        resolved["weights"] = "none"  # speed does not depend on the weights' values
+    _start_tensorflow()
+    from kerasdl.bench import bench as run_bench
+
+    figures = run_bench(recipe, resolved, steps=steps)
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+        return
+    rows = [
+        ("training", f"{figures['train_samples_per_second']:,.1f} samples/s, "
+                     f"{figures['step_ms']:.2f} ms/step (batch {figures['batch_size']})"),
+        ("input pipeline", f"{figures['pipeline_samples_per_second']:,.1f} samples/s alone, "
+                           f"{figures['pipeline_headroom']}x what training consumes"),
+        ("FLOPs/sample", f"{figures['train_flops_per_sample']:,} (training: 3x forward)"),
+        ("achieved", f"{figures['achieved_gflops']:.2f} GFLOP/s"),
+        ("matmul peak", f"{figures['matmul_peak_gflops']:.1f} GFLOP/s (same run)"),
+        ("utilisation", f"{100 * figures['utilisation']:.1f}%"),
+        ("device", f"{figures['device']}, {figures['precision']}, strategy "
+                   f"{figures['strategy']} ({figures['replicas']} replica(s)), "
+                   f"jit {figures['jit']}"),
+    ]
+    click.echo(_table(rows, ("RECIPE " + recipe, "")))
+
+
+@cli.command()
 @click.argument("recipe")
 @_data_options
 @click.option("--tuner", type=click.Choice(["random", "bayesian", "hyperband", "grid"]),
@@ -404,11 +492,12 @@ def compare(recipe, data, target, data_dir, image_size, classes, train_examples,
               help="One process of a search over several machines (see README).")
 @click.option("--worker-id", help="This worker's unique name, with --role worker.")
 @click.option("--no-retrain", is_flag=True, help="Skip retraining the best configuration.")
+@_device_options
 def tune(recipe, data, target, data_dir, tuner, max_trials, image_size, classes, train_examples,
          weights,
          epochs, batch_size, assignments,
          config_file, seed, objective, output, overwrite, workers, host, port, role, worker_id,
-         no_retrain):
+         no_retrain, **device_options):
     """Search RECIPE's hyperparameters with Keras Tuner; print the search directory.
 
     Runs or continues the search, writes results.csv, best_hyperparameters.json and
@@ -424,6 +513,7 @@ def tune(recipe, data, target, data_dir, tuner, max_trials, image_size, classes,
                   "train_examples": train_examples,
                   "weights": weights,
                   "batch_size": batch_size, "seed": seed,
+                  **_device_settings(device_options),
                   "set": hparams.parse_assignments(assignments)}
     resolved = settings.resolve(info["defaults"], config, cli_values)
     _start_tensorflow()

@@ -27,6 +27,10 @@ KEYS = {
     "early_stopping": "stop after this many epochs without a better validation loss",
     "balance": "counter class imbalance: none, class_weight or oversample",
     "gradients": "record per-layer gradient norms each epoch (gradients.csv)",
+    "device": "auto, cpu or gpu",
+    "mixed_precision": "mixed_float16 on GPUs, mixed_bfloat16 on CPUs with bfloat16",
+    "jit": "XLA compilation of the training step (true/false; default the recipe's)",
+    "strategy": "tf.distribute strategy: auto, default or mirrored",
     "exclude_classes": "classes left out of training and validation (anomaly detection)",
     "output": "run directory",
     "merge_validation": "train on train + validation, with no validation (final models)",
@@ -111,6 +115,11 @@ def check(settings):
     _positive_int(settings, "horizon")
     _positive_int(settings, "train_examples")
     _positive_int(settings, "early_stopping")
+    for key, valid in (("device", ("auto", "cpu", "gpu")),
+                       ("strategy", ("auto", "default", "mirrored"))):
+        if settings.get(key) is not None and settings[key] not in valid:
+            raise UsageError(f"`{key}` must be one of {', '.join(valid)}. "
+                             f"Received: {key}={settings[key]}")
     if settings.get("balance") not in (None, "none", "class_weight", "oversample"):
         raise UsageError("`balance` must be none, class_weight or oversample. "
                          f"Received: balance={settings['balance']}")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from kerasdl import devices
 from kerasdl import hparams
 from kerasdl import plots
 from kerasdl import pretrained
@@ -48,7 +49,7 @@ def versions():
     return found
 
 
-def build(recipe, spec, settings, train_data):
+def build(recipe, spec, settings, train_data, strategy=None):
     """Builds a recipe's model with the `set` overrides of `settings` pinned.
 
     The default model is built first with a fresh `HyperParameters`, which records the
@@ -72,7 +73,8 @@ def build(recipe, spec, settings, train_data):
     hp = hparams.pinned(settings.get("set", {}), space)
     keras.backend.clear_session()
     seed_everything(settings["seed"])
-    with pretrained.downloads():
+    # Variables are created under the strategy (mirrored on each replica).
+    with pretrained.downloads(), (strategy or tf.distribute.get_strategy()).scope():
         model = recipe.build_model(hp, spec)
     if imagenet:
         pretrained.verify_downloads()  # records a file downloaded just now
@@ -96,12 +98,15 @@ def pipelines(recipe, splits, hp, batch_size):
 
 
 def predict_dataset(model, dataset):
-    """Returns `(labels, predictions)` over a batched dataset of `(x, y)` pairs, in order."""
-    labels, predictions = [], []
-    for x, y in dataset:
-        labels.append(np.asarray(y))
-        predictions.append(np.asarray(model.predict_on_batch(x)))
-    return np.concatenate(labels), np.concatenate(predictions)
+    """Returns `(labels, predictions)` over a batched dataset of `(x, y)` pairs, in order.
+
+    `model.predict` (not `predict_on_batch`) so that a model built under a
+    tf.distribute strategy predicts every example of each batch.
+    """
+    labels = np.concatenate([np.asarray(y) for _, y in dataset])
+    with contextlib.redirect_stdout(sys.stderr):
+        predictions = np.asarray(model.predict(dataset.map(lambda x, y: x), verbose=0))
+    return labels, predictions
 
 
 def baseline(splits, task):
@@ -168,7 +173,20 @@ def train(recipe_name, settings, command=None, resume=None):
     seed_everything(settings["seed"])
     splits = load_data(settings["data"], recipe.TASK, settings)
     splits.spec = spec = model_spec(splits, settings)
-    model, hp = build(recipe, spec, settings, splits.train)
+    strategy, accelerator = devices.configure(settings)
+    try:
+        return _train(recipe_name, recipe, settings, splits, strategy, accelerator, command,
+                      resume, previous)
+    finally:
+        devices.reset_precision()
+
+
+def _train(recipe_name, recipe, settings, splits, strategy, accelerator, command, resume,
+           previous):
+    spec = splits.spec
+    model, hp = build(recipe, spec, settings, splits.train, strategy)
+    if settings.get("jit") is not None:
+        model.jit_compile = bool(settings["jit"])
     train_data, validation_data, test_data = pipelines(recipe, splits, hp, settings["batch_size"])
 
     if previous is None:
@@ -183,6 +201,7 @@ def train(recipe_name, settings, command=None, resume=None):
             "spec": spec,
             "versions": versions(),
             "devices": [device.name for device in tf.config.list_physical_devices()],
+            "accelerator": accelerator,
         }
     else:
         run_dir = Path(resume)

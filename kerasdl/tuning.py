@@ -25,6 +25,7 @@ import keras_tuner
 import numpy as np
 import pandas as pd
 
+from kerasdl import devices
 from kerasdl import hparams
 from kerasdl import plots
 from kerasdl import pretrained
@@ -55,12 +56,15 @@ OWN_OUTPUTS = ("search.json", PROJECT, "results.csv", "best_hyperparameters.json
 class RecipeHyperModel(keras_tuner.HyperModel):
     """A recipe as a Keras Tuner hypermodel: its `build_model`, pipeline and `fit`."""
 
-    def __init__(self, recipe, splits, batch_size):
+    def __init__(self, recipe, splits, batch_size, jit=None):
         super().__init__(name=recipe.__name__.rsplit(".", 1)[-1])
-        self.recipe, self.splits, self.batch_size = recipe, splits, batch_size
+        self.recipe, self.splits, self.batch_size, self.jit = recipe, splits, batch_size, jit
 
     def build(self, hp):
-        return self.recipe.build_model(hp, self.splits.spec)
+        model = self.recipe.build_model(hp, self.splits.spec)
+        if self.jit is not None:
+            model.jit_compile = bool(self.jit)
+        return model
 
     def fit(self, hp, model, *args, **kwargs):
         train_data, validation_data, _ = pipelines(self.recipe, self.splits, hp, self.batch_size)
@@ -114,7 +118,7 @@ def _tuner_class(kind):
     return KerasdlTuner
 
 
-def make_tuner(meta, hypermodel, overwrite=False):
+def make_tuner(meta, hypermodel, overwrite=False, strategy=None):
     """Creates (or reloads) the Keras Tuner tuner a search directory describes."""
     kind = meta["tuner"]
     objective = keras_tuner.Objective(meta["objective"]["name"], meta["objective"]["direction"])
@@ -124,6 +128,8 @@ def make_tuner(meta, hypermodel, overwrite=False):
     options = dict(hypermodel=hypermodel, objective=objective, seed=meta["settings"]["seed"],
                    hyperparameters=pinned, tune_new_entries=True, overwrite=overwrite,
                    directory=meta["directory"], project_name=PROJECT)
+    if strategy is not None:
+        options["distribution_strategy"] = strategy
     if kind == "hyperband":
         options.update(max_epochs=meta["settings"]["epochs"], factor=3)
     else:
@@ -253,12 +259,22 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
 
 
 def run_search(meta, recipe, splits, verbose=1):
-    """Runs (or continues) the search in this process, as Keras Tuner's worker or alone."""
-    hypermodel = RecipeHyperModel(recipe, splits, meta["settings"]["batch_size"])
-    tuner = make_tuner(meta, hypermodel)
-    # Keras Tuner reports progress on stdout; stdout is kept for results.
-    with contextlib.redirect_stdout(sys.stderr):
-        tuner.search(epochs=meta["settings"]["epochs"], verbose=verbose)
+    """Runs (or continues) the search in this process, as Keras Tuner's worker or alone.
+
+    The `device`, `mixed_precision`, `jit` and `strategy` settings apply to every trial;
+    a strategy over several replicas is Keras Tuner's `distribution_strategy`.
+    """
+    strategy, accelerator = devices.configure(meta["settings"])
+    try:
+        hypermodel = RecipeHyperModel(recipe, splits, meta["settings"]["batch_size"],
+                                      jit=meta["settings"].get("jit"))
+        tuner = make_tuner(meta, hypermodel,
+                           strategy=strategy if accelerator["replicas"] > 1 else None)
+        # Keras Tuner reports progress on stdout; stdout is kept for results.
+        with contextlib.redirect_stdout(sys.stderr):
+            tuner.search(epochs=meta["settings"]["epochs"], verbose=verbose)
+    finally:
+        devices.reset_precision()
     return tuner
 
 
