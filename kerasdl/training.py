@@ -187,6 +187,8 @@ def _train(recipe_name, recipe, settings, splits, strategy, accelerator, command
     model, hp = build(recipe, spec, settings, splits.train, strategy)
     if settings.get("jit") is not None:
         model.jit_compile = bool(settings["jit"])
+    # What Keras uses: it falls back to no XLA for a model XLA cannot compile.
+    accelerator = {**accelerator, "jit_used": bool(model.jit_compile)}
     train_data, validation_data, test_data = pipelines(recipe, splits, hp, settings["batch_size"])
 
     if previous is None:
