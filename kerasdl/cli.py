@@ -106,14 +106,21 @@ def _device_options(command):
                      help="mixed_float16 on GPUs, mixed_bfloat16 on CPUs with bfloat16."),
         click.option("--jit/--no-jit", default=None,
                      help="XLA compilation of the training step (default: the recipe's)."),
-        click.option("--strategy", type=click.Choice(["auto", "default", "mirrored"]),
-                     help="tf.distribute strategy (default auto: mirrored over several GPUs)."),
+        click.option("--strategy",
+                     type=click.Choice(["auto", "default", "mirrored", "multiworker"]),
+                     help="tf.distribute strategy (default auto: mirrored over several GPUs; "
+                          "multiworker: the cluster in TF_CONFIG, train only)."),
     ]):
         command = option(command)
     return command
 
 
-def _device_settings(options):
+def _device_settings(options, command=None):
+    if options.get("strategy") == "multiworker" and command is not None:
+        raise UsageError(f"`--strategy multiworker` is for `kerasdl train`, not `kerasdl "
+                         f"{command}`. Valid here: auto, default or mirrored"
+                         + (" (and `--workers N`, Keras Tuner's parallel trials)."
+                            if command == "tune" else "."))
     return {key: options.get(key) for key in ("device", "mixed_precision", "jit", "strategy")}
 
 
@@ -285,14 +292,37 @@ def show(recipe, params, as_json):
 @click.option("--resume", type=click.Path(file_okay=False),
               help="Continue a run that was killed or failed, from its last completed epoch "
               "(its settings come from its config.json).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train as N local worker processes of one MultiWorkerMirroredStrategy "
+              "cluster (a demonstration of training across machines).")
 @_device_options
 def train(recipe, data, target, data_dir, image_size, classes, train_examples, weights, epochs,
-          batch_size, assignments, config_file, seed, output, exclude_classes, resume,
+          batch_size, assignments, config_file, seed, output, exclude_classes, resume, workers,
           **device_options):
     """Train RECIPE into a new run directory and print its path."""
     from kerasdl import hparams
     from kerasdl import settings
 
+    if workers > 1:
+        if resume:
+            raise UsageError("`--resume` does not take `--workers`: a multi-worker run "
+                             "cannot be resumed; train it again.")
+        if device_options.get("strategy") not in (None, "auto", "multiworker"):
+            raise UsageError(f"`--workers {workers}` trains with `--strategy multiworker`. "
+                             f"Received: --strategy {device_options['strategy']}")
+        if os.environ.get("KERASDL_WORKER"):  # a worker `--workers` started
+            device_options["strategy"] = "multiworker"
+        elif recipe:
+            if registry.recipe_info(recipe)["has_fit"]:
+                raise UsageError(f"`--workers` trains recipes that use `model.fit`; {recipe} "
+                                 "has its own `fit`. Train it without `--workers`.")
+            if output:
+                from kerasdl.runs import check_output
+
+                check_output(output)
+            from kerasdl import distributed
+
+            sys.exit(distributed.launch(sys.argv[1:], workers))
     if resume:
         if recipe or any((data, target, data_dir, image_size, classes, train_examples, weights,
                           epochs,
@@ -330,7 +360,8 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
     from kerasdl.training import train as train_recipe
 
     run_dir = train_recipe(recipe, resolved, command="kerasdl " + " ".join(sys.argv[1:]))
-    click.echo(str(run_dir))
+    if run_dir is not None:  # None: a worker of a multi-worker run other than the chief
+        click.echo(str(run_dir))
 
 
 @cli.command()
@@ -347,10 +378,11 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
 @click.option("--gradients", is_flag=True, help="Record per-layer gradient norms every epoch "
               "and plot them (vanishing gradients).")
 @click.option("--output", type=click.Path(), help="Comparison folder (new or empty).")
+@_device_options
 @json_option
 def compare(recipe, data, target, data_dir, image_size, classes, train_examples, weights,
             epochs, batch_size, assignments, config_file, seed, vary, preset, seeds, gradients,
-            output, as_json):
+            output, as_json, **device_options):
     """Train variants of RECIPE on the same data and seeds; write comparison.csv and plots.
 
     Prints the comparison table and the folder's path (last line).
@@ -386,6 +418,7 @@ def compare(recipe, data, target, data_dir, image_size, classes, train_examples,
                   "image_size": image_size, "classes": classes,
                   "train_examples": train_examples, "weights": weights,
                   "batch_size": batch_size, "seed": seed,
+                  **_device_settings(device_options, "compare"),
                   "set": hparams.parse_assignments(assignments)}
     resolved = settings.resolve(defaults, config, cli_values)
     if output:
@@ -445,7 +478,8 @@ def bench(recipe, data, target, data_dir, batch_size, steps, assignments, as_jso
     info_ = registry.recipe_info(recipe)
     resolved = settings.resolve(info_["defaults"], {}, {
         "data": data, "target": target, "data_dir": data_dir, "batch_size": batch_size,
-        **_device_settings(device_options), "set": hparams.parse_assignments(assignments)})
+        **_device_settings(device_options, "bench"),
+        "set": hparams.parse_assignments(assignments)})
     if "weights" in info_["defaults"] and resolved.get("weights") == "imagenet":
         resolved["weights"] = "none"  # speed does not depend on the weights' values
     _start_tensorflow()
@@ -513,7 +547,7 @@ def tune(recipe, data, target, data_dir, tuner, max_trials, image_size, classes,
                   "train_examples": train_examples,
                   "weights": weights,
                   "batch_size": batch_size, "seed": seed,
-                  **_device_settings(device_options),
+                  **_device_settings(device_options, "tune"),
                   "set": hparams.parse_assignments(assignments)}
     resolved = settings.resolve(info["defaults"], config, cli_values)
     _start_tensorflow()

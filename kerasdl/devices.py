@@ -87,8 +87,10 @@ def configure(settings):
     `device`: auto (GPUs when TensorFlow sees any), cpu (GPUs hidden) or gpu (an error
     without one). GPU memory growth is on. `mixed_precision`: mixed_float16 on GPUs,
     mixed_bfloat16 on CPUs that compute bfloat16. `strategy`: default (one device),
-    mirrored (tf.distribute.MirroredStrategy over the GPUs, or the logical CPUs), or
-    auto (mirrored when more than one GPU is visible).
+    mirrored (tf.distribute.MirroredStrategy over the GPUs, or the logical CPUs),
+    multiworker (MultiWorkerMirroredStrategy over the cluster in TF_CONFIG; created
+    before TensorFlow runs anything, so call this first) or auto (mirrored when more
+    than one GPU is visible).
 
     Returns:
         `(strategy, record)`: the tf.distribute strategy to build and train under, and
@@ -130,20 +132,28 @@ def configure(settings):
     keras.mixed_precision.set_global_policy(policy)
 
     strategy_name = settings.get("strategy") or "auto"
-    replicas_cpu = [d.name for d in tf.config.list_logical_devices("CPU")]
     if strategy_name == "auto":
         strategy_name = "mirrored" if len(gpus) > 1 else "default"
-    if strategy_name == "mirrored":
+    workers = 1
+    if strategy_name == "multiworker":
+        from kerasdl import distributed
+
+        strategy = distributed.make_strategy()
+        spec, _ = distributed.cluster()
+        workers = len(spec.get("worker", [])) + len(spec.get("chief", []))
+    elif strategy_name == "mirrored":
         if gpus:
             strategy = tf.distribute.MirroredStrategy()
         else:
-            strategy = tf.distribute.MirroredStrategy(devices=replicas_cpu)
+            strategy = tf.distribute.MirroredStrategy(
+                devices=[d.name for d in tf.config.list_logical_devices("CPU")])
     else:
         strategy = tf.distribute.get_strategy()
     if device == "cpu" and strategy_name == "default":
         strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     record = {"device": "gpu" if gpus else "cpu", "gpus": [gpu.name for gpu in gpus],
               "strategy": strategy_name, "replicas": strategy.num_replicas_in_sync,
+              "workers": workers,
               "precision": policy, "jit": settings.get("jit")}
     return strategy, record
 

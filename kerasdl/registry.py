@@ -62,8 +62,9 @@ def recipe_info(name):
     Returns:
         A dict with `name`, `title`, `description`, `doc` (the whole header),
         `task`, `defaults`, `objective`, `parameters` (the default model's parameter
-        count stated in the header, or None) and `search_space` (a list of dicts,
-        one per `hp.*` call, in source order).
+        count stated in the header, or None), `search_space` (a list of dicts,
+        one per `hp.*` call, in source order) and `has_fit` (whether the recipe
+        trains with its own `fit`).
     """
     tree = ast.parse(recipe_source(name))
     doc = ast.get_docstring(tree) or ""
@@ -88,6 +89,8 @@ def recipe_info(name):
         "objective": constants.get("OBJECTIVE", "?"),
         "parameters": _stated_parameters(lines),
         "search_space": _search_space(tree),
+        "has_fit": any(isinstance(node, ast.FunctionDef) and node.name == "fit"
+                       for node in tree.body),
     }
 
 

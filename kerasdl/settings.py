@@ -30,7 +30,7 @@ KEYS = {
     "device": "auto, cpu or gpu",
     "mixed_precision": "mixed_float16 on GPUs, mixed_bfloat16 on CPUs with bfloat16",
     "jit": "XLA compilation of the training step (true/false; default the recipe's)",
-    "strategy": "tf.distribute strategy: auto, default or mirrored",
+    "strategy": "tf.distribute strategy: auto, default, mirrored or multiworker (TF_CONFIG)",
     "exclude_classes": "classes left out of training and validation (anomaly detection)",
     "output": "run directory",
     "merge_validation": "train on train + validation, with no validation (final models)",
@@ -116,7 +116,7 @@ def check(settings):
     _positive_int(settings, "train_examples")
     _positive_int(settings, "early_stopping")
     for key, valid in (("device", ("auto", "cpu", "gpu")),
-                       ("strategy", ("auto", "default", "mirrored"))):
+                       ("strategy", ("auto", "default", "mirrored", "multiworker"))):
         if settings.get(key) is not None and settings[key] not in valid:
             raise UsageError(f"`{key}` must be one of {', '.join(valid)}. "
                              f"Received: {key}={settings[key]}")

@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -19,12 +20,14 @@ import pandas as pd
 import tensorflow as tf
 
 from kerasdl import devices
+from kerasdl import distributed
 from kerasdl import hparams
 from kerasdl import plots
 from kerasdl import pretrained
 from kerasdl import runs
 from kerasdl.data import load_data
 from kerasdl.errors import KerasdlError
+from kerasdl.errors import UsageError
 from kerasdl.registry import load_recipe
 
 
@@ -159,6 +162,9 @@ def train(recipe_name, settings, command=None, resume=None):
         resume: the directory of a run that did not complete; `recipe_name` and
             `settings` are then read from its config.json.
 
+    With `strategy` multiworker (TF_CONFIG), every worker runs this; the chief writes
+    the run directory and the others return None.
+
     Returns:
         The run directory's path.
 
@@ -170,11 +176,25 @@ def train(recipe_name, settings, command=None, resume=None):
     if previous is not None:
         recipe_name, settings = previous["recipe"], dict(previous["settings"])
     recipe = load_recipe(recipe_name)
-    seed_everything(settings["seed"])
-    splits = load_data(settings["data"], recipe.TASK, settings)
-    splits.spec = spec = model_spec(splits, settings)
+    multiworker = settings.get("strategy") == "multiworker"
+    if multiworker and getattr(recipe, "fit", None) is not None:
+        raise UsageError(f"`--strategy multiworker` trains recipes that use `model.fit`; "
+                         f"{recipe_name} has its own `fit`. Valid here: --strategy auto, "
+                         "default or mirrored.")
+    if multiworker and previous is not None:
+        raise UsageError("A multi-worker run cannot be resumed; train it again.")
+    # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs anything.
     strategy, accelerator = devices.configure(settings)
     try:
+        seed_everything(settings["seed"])
+        splits = load_data(settings["data"], recipe.TASK, settings)
+        splits.spec = model_spec(splits, settings)
+        if multiworker and not distributed.is_chief():
+            # Other workers train in step with the chief, which writes the run.
+            with tempfile.TemporaryDirectory(prefix="kerasdl-worker-") as folder:
+                _train(recipe_name, recipe, {**settings, "output": str(Path(folder) / "run")},
+                       splits, strategy, accelerator, command, None, None)
+            return None
         return _train(recipe_name, recipe, settings, splits, strategy, accelerator, command,
                       resume, previous)
     finally:
@@ -187,6 +207,8 @@ def _train(recipe_name, recipe, settings, splits, strategy, accelerator, command
     model, hp = build(recipe, spec, settings, splits.train, strategy)
     if settings.get("jit") is not None:
         model.jit_compile = bool(settings["jit"])
+    if distributed.is_multiworker(strategy):
+        model.jit_compile = False  # the multi-worker loop's step is not XLA-compiled
     # What Keras uses: it falls back to no XLA for a model XLA cannot compile.
     accelerator = {**accelerator, "jit_used": bool(model.jit_compile)}
     train_data, validation_data, test_data = pipelines(recipe, splits, hp, settings["batch_size"])
@@ -408,6 +430,12 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
             returned = fit(hp, model, train_data, validation_data=validation_data,
                            epochs=settings["epochs"], callbacks=callbacks, verbose=verbose,
                            **resume_at)
+        elif distributed.is_multiworker(model.distribute_strategy):
+            distributed.fit(model, train_data, validation_data=validation_data,
+                            epochs=settings["epochs"], callbacks=callbacks, verbose=verbose,
+                            class_weight=class_weight)
+            # Evaluated, saved and plotted on one device, like a model of one machine.
+            model = distributed.single_device_copy(model)
         else:
             # The recipe's pipeline shuffles; Keras cannot shuffle a tf.data.Dataset.
             model.fit(train_data, validation_data=validation_data, shuffle=False,

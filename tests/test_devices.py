@@ -68,3 +68,46 @@ def test_gpu_device_without_a_gpu_is_a_clear_error(cli, tmp_path):
     result = cli("train", "regression", "--device", "gpu", "--output", "run")
     assert_one_line_error(result, 2, "`--device gpu`: TensorFlow sees no GPU")
     assert not (tmp_path / "run").exists()
+
+
+def test_two_loopback_workers_train_like_one(tmp_path):
+    """`--workers 2`: MultiWorkerMirroredStrategy over two local processes (TF_CONFIG on
+    loopback) completes, the chief writes the run, and test accuracy lands in the band
+    of a one-worker run with the same global batch."""
+    accuracy = {}
+    for workers in (1, 2):
+        run = tmp_path / f"workers{workers}"
+        result = run_kerasdl("train", "cnn", "--epochs", "3", "--workers", workers,
+                             "--output", run, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.strip() == str(run)  # only the chief prints the run
+        config = json.loads((run / "config.json").read_text())
+        assert config["status"] == "completed"
+        history = (run / "history.csv").read_text().splitlines()
+        assert len(history) == 1 + 3
+        accuracy[workers] = json.loads((run / "metrics.json").read_text())["test"]["accuracy"]
+    assert config["accelerator"]["strategy"] == "multiworker"
+    assert config["accelerator"]["workers"] == 2 and config["accelerator"]["replicas"] == 2
+    assert accuracy[2] > 0.93, accuracy
+    assert abs(accuracy[2] - accuracy[1]) < 0.04, accuracy
+    # The other worker wrote to a temporary folder, removed when it finished.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["workers1", "workers2"]
+
+
+def test_multiworker_needs_tf_config(cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    result = cli("train", "regression", "--strategy", "multiworker", "--output", "run")
+    assert_one_line_error(result, 2, "`--strategy multiworker` needs TF_CONFIG")
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    result = cli("train", "regression", "--strategy", "multiworker", "--output", "run")
+    assert_one_line_error(result, 2, "TF_CONFIG is not valid")
+
+
+def test_multiworker_is_refused_where_it_cannot_work(cli):
+    result = cli("train", "gan", "--workers", "2")
+    assert_one_line_error(result, 2, "gan has its own `fit`")
+    result = cli("train", "cnn", "--workers", "2", "--strategy", "mirrored")
+    assert_one_line_error(result, 2, "`--workers 2` trains with `--strategy multiworker`")
+    result = cli("tune", "cnn", "--strategy", "multiworker")
+    assert_one_line_error(result, 2, "`--strategy multiworker` is for `kerasdl train`")
