@@ -106,6 +106,9 @@ def _device_options(command):
                      help="mixed_float16 on GPUs, mixed_bfloat16 on CPUs with bfloat16."),
         click.option("--jit/--no-jit", default=None,
                      help="XLA compilation of the training step (default: the recipe's)."),
+        click.option("--steps-per-execution", type=click.IntRange(min=1),
+                     help="Training steps per call of the compiled step (default 8; "
+                          "callbacks see every Nth batch)."),
         click.option("--strategy",
                      type=click.Choice(["auto", "default", "mirrored", "multiworker"]),
                      help="tf.distribute strategy (default auto: mirrored over several GPUs; "
@@ -121,7 +124,8 @@ def _device_settings(options, command=None):
                          f"{command}`. Valid here: auto, default or mirrored"
                          + (" (and `--workers N`, Keras Tuner's parallel trials)."
                             if command == "tune" else "."))
-    return {key: options.get(key) for key in ("device", "mixed_precision", "jit", "strategy")}
+    return {key: options.get(key) for key in ("device", "mixed_precision", "jit", "strategy",
+                                              "steps_per_execution")}
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -465,11 +469,13 @@ def info(as_json):
 @click.option("--batch-size", type=int, help="Batch size (default: the recipe's).")
 @click.option("--steps", type=click.IntRange(1, 100_000), default=50, show_default=True,
               help="Training steps timed (after as many to warm up).")
+@click.option("--repeats", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Times the steps are timed; figures are the median.")
 @click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
               help="Pin a hyperparameter; repeatable.")
 @_device_options
 @json_option
-def bench(recipe, data, target, data_dir, batch_size, steps, assignments, as_json,
+def bench(recipe, data, target, data_dir, batch_size, steps, repeats, assignments, as_json,
           **device_options):
     """Measure RECIPE: training samples/s, step time, input pipeline, FLOPs, utilisation."""
     from kerasdl import hparams
@@ -485,13 +491,14 @@ def bench(recipe, data, target, data_dir, batch_size, steps, assignments, as_jso
     _start_tensorflow()
     from kerasdl.bench import bench as run_bench
 
-    figures = run_bench(recipe, resolved, steps=steps)
+    figures = run_bench(recipe, resolved, steps=steps, repeats=repeats)
     if as_json:
         click.echo(json.dumps(figures, indent=2))
         return
     rows = [
         ("training", f"{figures['train_samples_per_second']:,.1f} samples/s, "
-                     f"{figures['step_ms']:.2f} ms/step (batch {figures['batch_size']})"),
+                     f"{figures['step_ms']:.2f} ms/step (batch {figures['batch_size']}; "
+                     f"median of {figures['repeats']}, best {figures['best_step_ms']:.2f} ms)"),
         ("input pipeline", f"{figures['pipeline_samples_per_second']:,.1f} samples/s alone, "
                            f"{figures['pipeline_headroom']}x what training consumes"),
         ("FLOPs/sample", f"{figures['train_flops_per_sample']:,} (training: 3x forward)"),
@@ -500,7 +507,7 @@ def bench(recipe, data, target, data_dir, batch_size, steps, assignments, as_jso
         ("utilisation", f"{100 * figures['utilisation']:.1f}%"),
         ("device", f"{figures['device']}, {figures['precision']}, strategy "
                    f"{figures['strategy']} ({figures['replicas']} replica(s)), "
-                   f"jit {figures['jit']}"),
+                   f"jit {figures['jit']}, {figures['steps_per_execution']} steps/execution"),
     ]
     click.echo(_table(rows, ("RECIPE " + recipe, "")))
 

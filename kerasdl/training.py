@@ -29,6 +29,7 @@ from kerasdl.data import load_data
 from kerasdl.errors import KerasdlError
 from kerasdl.errors import UsageError
 from kerasdl.registry import load_recipe
+from kerasdl.settings import DEFAULT_STEPS_PER_EXECUTION
 
 
 class NonFiniteLoss(KerasdlError):
@@ -79,9 +80,31 @@ def build(recipe, spec, settings, train_data, strategy=None):
     # Variables are created under the strategy (mirrored on each replica).
     with pretrained.downloads(), (strategy or tf.distribute.get_strategy()).scope():
         model = recipe.build_model(hp, spec)
+    apply_execution_settings(model, settings)
     if imagenet:
         pretrained.verify_downloads()  # records a file downloaded just now
     return model, hp
+
+
+def apply_execution_settings(model, settings):
+    """Sets the `jit` (XLA) and `steps_per_execution` settings on a compiled model.
+
+    Under a strategy of several replicas, one step per execution: Keras 3.15's loop of
+    steps fails there ("Graph execution error" at `while/cond/Placeholder`).
+
+    Raises:
+        UsageError: for `steps_per_execution` above 1 with several replicas.
+    """
+    if settings.get("jit") is not None:
+        model.jit_compile = bool(settings["jit"])
+    steps = settings.get("steps_per_execution")
+    if model.distribute_strategy.num_replicas_in_sync > 1:
+        if steps is not None and steps > 1:
+            raise UsageError(f"`steps_per_execution` {steps} does not work with a strategy "
+                             "of several replicas (Keras' loop of steps fails there); "
+                             "valid: 1, or leave it out.")
+        steps = 1
+    model.steps_per_execution = steps or DEFAULT_STEPS_PER_EXECUTION
 
 
 def model_spec(splits, settings):
@@ -205,12 +228,11 @@ def _train(recipe_name, recipe, settings, splits, strategy, accelerator, command
            previous):
     spec = splits.spec
     model, hp = build(recipe, spec, settings, splits.train, strategy)
-    if settings.get("jit") is not None:
-        model.jit_compile = bool(settings["jit"])
     if distributed.is_multiworker(strategy):
         model.jit_compile = False  # the multi-worker loop's step is not XLA-compiled
     # What Keras uses: it falls back to no XLA for a model XLA cannot compile.
-    accelerator = {**accelerator, "jit_used": bool(model.jit_compile)}
+    accelerator = {**accelerator, "jit_used": bool(model.jit_compile),
+                   "steps_per_execution": model.steps_per_execution}
     train_data, validation_data, test_data = pipelines(recipe, splits, hp, settings["batch_size"])
 
     if previous is None:

@@ -34,6 +34,7 @@ from kerasdl.data import load_data
 from kerasdl.errors import RunError
 from kerasdl.errors import UsageError
 from kerasdl.registry import load_recipe
+from kerasdl.training import apply_execution_settings
 from kerasdl.training import model_spec
 from kerasdl.training import pipelines
 from kerasdl.training import seed_everything
@@ -56,14 +57,14 @@ OWN_OUTPUTS = ("search.json", PROJECT, "results.csv", "best_hyperparameters.json
 class RecipeHyperModel(keras_tuner.HyperModel):
     """A recipe as a Keras Tuner hypermodel: its `build_model`, pipeline and `fit`."""
 
-    def __init__(self, recipe, splits, batch_size, jit=None):
+    def __init__(self, recipe, splits, batch_size, settings=None):
         super().__init__(name=recipe.__name__.rsplit(".", 1)[-1])
-        self.recipe, self.splits, self.batch_size, self.jit = recipe, splits, batch_size, jit
+        self.recipe, self.splits, self.batch_size = recipe, splits, batch_size
+        self.settings = settings or {}
 
     def build(self, hp):
         model = self.recipe.build_model(hp, self.splits.spec)
-        if self.jit is not None:
-            model.jit_compile = bool(self.jit)
+        apply_execution_settings(model, self.settings)  # `jit`, `steps_per_execution`
         return model
 
     def fit(self, hp, model, *args, **kwargs):
@@ -267,7 +268,7 @@ def run_search(meta, recipe, splits, verbose=1):
     strategy, accelerator = devices.configure(meta["settings"])
     try:
         hypermodel = RecipeHyperModel(recipe, splits, meta["settings"]["batch_size"],
-                                      jit=meta["settings"].get("jit"))
+                                      settings=meta["settings"])
         tuner = make_tuner(meta, hypermodel,
                            strategy=strategy if accelerator["replicas"] > 1 else None)
         # Keras Tuner reports progress on stdout; stdout is kept for results.

@@ -55,16 +55,18 @@ def build_model(hp, spec):
     filters = hp.Int("filters", 16, 128, step=16, default=32)
     dropout_rate = hp.Float("dropout_rate", 0.0, 0.6, step=0.1, default=0.3)
     learning_rate = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=2e-3)
+    batch_norm = hp.Boolean("batch_norm", default=True)
 
     inputs = keras.Input(shape=spec["input_shape"], name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     for block in range(1, hp.Int("conv_blocks", 1, 4, default=2) + 1):
         for conv in range(1, hp.Int("convs_per_block", 1, 3, default=2) + 1):
             x = layers.Conv2D(filters * 2 ** (block - 1), 3, padding="same",
-                              use_bias=False, name=f"block{block}_conv{conv}")(x)
-            # momentum 0.9: the moving statistics settle within the few hundred
-            # steps that small data sets give (Keras' 0.99 needs thousands).
-            x = layers.BatchNormalization(momentum=0.9, name=f"block{block}_bn{conv}")(x)
+                              use_bias=not batch_norm, name=f"block{block}_conv{conv}")(x)
+            if batch_norm:
+                # momentum 0.9: the moving statistics settle within the few hundred
+                # steps that small data sets give (Keras' 0.99 needs thousands).
+                x = layers.BatchNormalization(momentum=0.9, name=f"block{block}_bn{conv}")(x)
             x = layers.Activation("relu", name=f"block{block}_relu{conv}")(x)
         if min(x.shape[1], x.shape[2]) >= 2:
             x = layers.MaxPooling2D(name=f"block{block}_pool")(x)

@@ -45,3 +45,18 @@ def assert_one_line_error(result, code, *fragments):
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
+
+
+def search_results(directory):
+    """The results.csv of a `kerasdl tune` folder."""
+    import pandas as pd
+
+    return pd.read_csv(directory / "results.csv")
+
+
+def assert_trials_complete_and_unique(frame, count, names):
+    """`count` completed trials, none of them a configuration that ran twice."""
+    assert len(frame) == count, frame
+    assert (frame["status"] == "COMPLETED").all(), frame
+    assert frame["trial_id"].is_unique
+    assert not frame[names].astype(str).duplicated().any(), "a configuration ran twice"

@@ -26,7 +26,7 @@ CASES = [
     (["show", "nope"], 2, ["Unknown recipe: 'nope'", "Valid recipes: {recipes}"]),
     (["copy", "nope", "x.py"], 2, ["Unknown recipe: 'nope'"]),
     (["train", "cnn", "--set", "filterz=32"], 2,
-     ["Unknown hyperparameter: 'filterz'", "Valid names: augment, conv_blocks"]),
+     ["Unknown hyperparameter: 'filterz'", "Valid names: augment, batch_norm, conv_blocks"]),
     (["train", "cnn", "--set", "filters=abc"], 2,
      ["`filters` must be an integer in [16, 128]", "Received: filters=abc"]),
     (["train", "cnn", "--set", "filters=1000"], 2, ["`filters` must be an integer in [16, 128]"]),

@@ -48,9 +48,11 @@ def test_mixed_precision_and_jit_are_applied_and_recorded(cli, tmp_path):
 
 
 def test_bench_reports_throughput_flops_and_utilisation(cli):
-    result = cli("bench", "cnn", "--steps", "10", "--json")
+    result = cli("bench", "cnn", "--steps", "10", "--repeats", "2", "--json")
     assert result.exit_code == 0, result.stderr
     figures = json.loads(result.stdout)
+    assert figures["repeats"] == 2 and figures["steps_per_execution"] == 8
+    assert 0 < figures["best_step_ms"] <= figures["step_ms"]
     # 66,218 parameters; a forward pass of an 8x8 digit: about 3.3 MFLOPs.
     assert 1e6 < figures["train_flops_per_sample"] / 3 < 1e8
     assert figures["train_samples_per_second"] > 0 and figures["step_ms"] > 0
@@ -111,3 +113,18 @@ def test_multiworker_is_refused_where_it_cannot_work(cli):
     assert_one_line_error(result, 2, "`--workers 2` trains with `--strategy multiworker`")
     result = cli("tune", "cnn", "--strategy", "multiworker")
     assert_one_line_error(result, 2, "`--strategy multiworker` is for `kerasdl train`")
+
+
+def test_steps_per_execution_is_applied_recorded_and_checked(cli, tmp_path):
+    result = cli("train", "regression", "--epochs", "3", "--steps-per-execution", "4",
+                 "--output", "four")
+    assert result.exit_code == 0, result.stderr
+    config = json.loads((tmp_path / "four" / "config.json").read_text())
+    assert config["accelerator"]["steps_per_execution"] == 4
+    assert len((tmp_path / "four" / "history.csv").read_text().splitlines()) == 1 + 3
+    result = cli("train", "regression", "--steps-per-execution", "0", "--output", "zero")
+    assert_one_line_error(result, 2, "--steps-per-execution", "0 is not in the range x>=1")
+    (tmp_path / "settings.json").write_text('{"steps_per_execution": "many"}')
+    result = cli("train", "regression", "--config", "settings.json", "--output", "zero")
+    assert_one_line_error(result, 2, "`steps_per_execution` must be a positive integer")
+    assert not (tmp_path / "zero").exists()

@@ -1,31 +1,15 @@
-"""`kerasdl tune`: search, report, best run, resume after SIGKILL, chief and workers."""
+"""`kerasdl tune`: search, report, best run, resume, every kind of recipe, bad input."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
-import pandas as pd
 import pytest
 
 from conftest import assert_one_line_error
+from conftest import assert_trials_complete_and_unique as _assert_complete_and_unique
+from conftest import search_results as _results
 from kerasdl import registry
-from kerasdl.tuning import repair
 
 FAST = ["--epochs", "8"]
-
-
-def _results(directory):
-    return pd.read_csv(directory / "results.csv")
-
-
-def _assert_complete_and_unique(frame, count, names):
-    assert len(frame) == count, frame
-    assert (frame["status"] == "COMPLETED").all(), frame
-    assert frame["trial_id"].is_unique
-    assert not frame[names].astype(str).duplicated().any(), "a configuration ran twice"
 
 
 def test_search_report_best_run_and_resume(cli, tmp_path):
@@ -85,76 +69,6 @@ def test_search_report_best_run_and_resume(cli, tmp_path):
     assert not (out / "best").exists()
 
 
-def _start_search(out, *args):
-    return subprocess.Popen(
-        [sys.executable, "-m", "kerasdl", "tune", "regression", "--output", str(out), *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def _wait_for(path, process, timeout=120):
-    deadline = time.time() + timeout
-    while not path.exists():
-        assert process.poll() is None, "the search ended before the moment to kill it"
-        assert time.time() < deadline, f"{path} never appeared"
-        time.sleep(0.2)
-
-
-def test_search_killed_mid_trial_resumes_without_loss_or_repeat(tmp_path):
-    out = tmp_path / "search"
-    args = ["--max-trials", "4", "--epochs", "400", "--no-retrain"]
-    process = _start_search(out, *args)
-    _wait_for(out / "tuner" / "trial_1" / "trial.json", process)
-    time.sleep(1.0)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    state = json.loads((out / "tuner" / "oracle.json").read_text())
-    assert list(state["ongoing_trials"].values()) == ["1"]
-    # SIGKILL can land while Keras Tuner rewrites a file in place: make that happen.
-    (out / "tuner" / "trial_1" / "trial.json").write_text('{"trial_id": "1", "hyperpa')
-
-    rerun = subprocess.run([sys.executable, "-m", "kerasdl", "tune", "regression", "--output",
-                            str(out), *args], capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
-    names = [p["name"] for p in registry.recipe_info("regression")["search_space"]]
-    _assert_complete_and_unique(_results(out), 4, names)
-
-
-def test_repair_drops_unreadable_trials_and_their_references(tmp_path):
-    project = tmp_path / "tuner"
-    (project / "trial_0").mkdir(parents=True)
-    (project / "trial_0" / "trial.json").write_text('{"trial_id": "0"}')
-    (project / "trial_1").mkdir()
-    (project / "trial_1" / "trial.json").write_text('{"trial_id": ')
-    (project / "trial_2").mkdir()  # created, never written
-    (project / "oracle.json").write_text(json.dumps(
-        {"ongoing_trials": {"tuner0": "1", "tuner1": "0"}, "retry_queue": ["2", "0"]}))
-    assert sorted(repair(project)) == ["1", "2"]
-    assert sorted(p.name for p in project.iterdir()) == ["oracle.json", "trial_0"]
-    state = json.loads((project / "oracle.json").read_text())
-    assert state["ongoing_trials"] == {"tuner1": "0"} and state["retry_queue"] == ["0"]
-
-
-def test_chief_and_two_workers_survive_a_killed_worker(tmp_path):
-    out = tmp_path / "search"
-    args = ["--max-trials", "6", "--epochs", "120", "--workers", "2", "--no-retrain"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kerasdl", "tune", "regression", "--output", str(out), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(out / "tuner" / "trial_1" / "trial.json", process, timeout=180)
-    workers = subprocess.run(["pgrep", "-f", f"worker_main.*{out}"], capture_output=True,
-                             text=True).stdout.split()
-    assert len(workers) == 3  # the chief and two workers
-    chief_pid = sorted(workers, key=int)[0]
-    victim = [pid for pid in workers if pid != chief_pid][0]
-    os.kill(int(victim), signal.SIGKILL)
-    stdout, stderr = process.communicate(timeout=600)
-    assert process.returncode == 0, stderr[-2000:]
-    assert "restarting it" in stderr
-    names = [p["name"] for p in registry.recipe_info("regression")["search_space"]]
-    _assert_complete_and_unique(_results(out), 6, names)
-    assert (out / "logs" / "chief.log").is_file()
-
-
 @pytest.mark.parametrize("recipe,extra", [
     ("cnn", ["--set", "conv_blocks=1"]),
     ("lstm", []),
@@ -189,24 +103,3 @@ def test_tune_bad_inputs(cli, tmp_path):
                      "--output", tmp_path / "s")
     assert_one_line_error(result, 2, f"Port {port} on 127.0.0.1 is busy")
     assert not (tmp_path / "runs").exists()
-
-
-def test_chief_and_workers_started_as_on_separate_machines(tmp_path):
-    from kerasdl.tuning import free_port
-
-    port = str(free_port())
-    common = [sys.executable, "-m", "kerasdl", "tune", "regression", "--max-trials", "4",
-              "--epochs", "20", "--no-retrain", "--host", "127.0.0.1", "--port", port]
-    chief = subprocess.Popen([*common, "--role", "chief", "--output", str(tmp_path / "chief")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
-    workers = [subprocess.Popen([*common, "--role", "worker", "--worker-id", f"w{i}",
-                                 "--output", str(tmp_path / f"worker{i}")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-               for i in range(2)]
-    for worker in workers:
-        assert worker.wait(timeout=300) == 0, worker.stderr.read()[-2000:]
-    _, stderr = chief.communicate(timeout=120)
-    assert chief.returncode == 0, stderr[-2000:]
-    names = [p["name"] for p in registry.recipe_info("regression")["search_space"]]
-    _assert_complete_and_unique(_results(tmp_path / "chief"), 4, names)
