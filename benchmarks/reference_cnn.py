@@ -26,19 +26,29 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import cnn  # noqa: E402
 
 
+def reference_data():
+    """The digits as keras-io loads a data set: NumPy arrays, 1,078 for training."""
+    digits = load_digits()
+    x = (digits.images[..., np.newaxis] * (255.0 / 16.0)).astype("float32")
+    y = digits.target.astype("int32")
+    return x[:1078], y[:1078]  # the size of kerasdl's training split
+
+
+def reference_model():
+    """The cnn recipe's default model, built and compiled as the recipe does."""
+    keras.utils.set_random_seed(1337)
+    return cnn.build_model(keras_tuner.HyperParameters(),
+                           {"input_shape": [8, 8, 1], "num_classes": 10})
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    digits = load_digits()
-    x = (digits.images[..., np.newaxis] * (255.0 / 16.0)).astype("float32")
-    y = digits.target.astype("int32")
-    x_train, y_train = x[:1078], y[:1078]  # the size of kerasdl's training split
-    keras.utils.set_random_seed(1337)
-    model = cnn.build_model(keras_tuner.HyperParameters(),
-                            {"input_shape": [8, 8, 1], "num_classes": 10})
+    x_train, y_train = reference_data()
+    model = reference_model()
     model.fit(x_train, y_train, batch_size=args.batch_size, epochs=1, verbose=0)  # warm up
     times = []
     for _ in range(args.repeats):

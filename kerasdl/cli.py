@@ -107,7 +107,7 @@ def _device_options(command):
         click.option("--jit/--no-jit", default=None,
                      help="XLA compilation of the training step (default: the recipe's)."),
         click.option("--steps-per-execution", type=click.IntRange(min=1),
-                     help="Training steps per call of the compiled step (default 8; "
+                     help="Training steps per call of the compiled step (default 32; "
                           "callbacks see every Nth batch)."),
         click.option("--strategy",
                      type=click.Choice(["auto", "default", "mirrored", "multiworker"]),

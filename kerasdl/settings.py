@@ -30,7 +30,7 @@ KEYS = {
     "device": "auto, cpu or gpu",
     "mixed_precision": "mixed_float16 on GPUs, mixed_bfloat16 on CPUs with bfloat16",
     "jit": "XLA compilation of the training step (true/false; default the recipe's)",
-    "steps_per_execution": "training steps run per call of the compiled step (default 8)",
+    "steps_per_execution": "training steps run per call of the compiled step (default 32)",
     "strategy": "tf.distribute strategy: auto, default, mirrored or multiworker (TF_CONFIG)",
     "exclude_classes": "classes left out of training and validation (anomaly detection)",
     "output": "run directory",
@@ -78,8 +78,8 @@ def read_config(path):
 
 
 # Small models on a CPU spend more time per step in Python and in launching the step
-# than in arithmetic; 8 steps per call measured 10-15% faster on the cnn (BENCHMARKS.md).
-DEFAULT_STEPS_PER_EXECUTION = 8
+# than in arithmetic; running 32 steps per call pays that once (BENCHMARKS.md, "Speed").
+DEFAULT_STEPS_PER_EXECUTION = 32
 
 
 def resolve(defaults, config=None, cli=None):

@@ -51,7 +51,7 @@ def test_bench_reports_throughput_flops_and_utilisation(cli):
     result = cli("bench", "cnn", "--steps", "10", "--repeats", "2", "--json")
     assert result.exit_code == 0, result.stderr
     figures = json.loads(result.stdout)
-    assert figures["repeats"] == 2 and figures["steps_per_execution"] == 8
+    assert figures["repeats"] == 2 and figures["steps_per_execution"] == 32
     assert 0 < figures["best_step_ms"] <= figures["step_ms"]
     # 66,218 parameters; a forward pass of an 8x8 digit: about 3.3 MFLOPs.
     assert 1e6 < figures["train_flops_per_sample"] / 3 < 1e8
