@@ -559,7 +559,8 @@ def anomaly_roc_auc(model, splits):
     excluded = [splits.spec["class_names"].index(name) for name in splits.spec["excluded_classes"]]
     errors, labels = [], []
     for x, y in splits.test.batch(256):
-        outputs = np.asarray(model.predict_on_batch(x))
+        # `predict`, not `predict_on_batch`: every example under a tf.distribute strategy.
+        outputs = np.asarray(model.predict(x, batch_size=256, verbose=0))
         errors.append(np.square(outputs - x.numpy() / 255.0).reshape(len(x), -1).mean(axis=1))
         labels.append(np.isin(y.numpy(), excluded))
     return float(roc_auc_score(np.concatenate(labels), np.concatenate(errors)))

@@ -22,7 +22,7 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(tmp_path):
     """MirroredStrategy over 2 CPU replicas lands in the same band as one device."""
     maes = {}
     for strategy, env in (("default", {}), ("mirrored", {"KERASDL_CPU_DEVICES": "2"})):
-        result = run_kerasdl("train", "regression", "--epochs", "60", "--strategy", strategy,
+        result = run_kerasdl("train", "regression", "--epochs", "40", "--strategy", strategy,
                              "--output", tmp_path / strategy, env=env)
         assert result.returncode == 0, result.stderr[-2000:]
         config = json.loads((tmp_path / strategy / "config.json").read_text())

@@ -8,6 +8,9 @@ from conftest import assert_one_line_error
 from kerasdl import export as export_module
 from kerasdl import registry
 
+# One worker runs this file: its module fixture trains the runs every test exports.
+pytestmark = pytest.mark.xdist_group("export")
+
 FORMATS = ["keras", "saved_model", "tflite", "onnx"]
 # vgg16 exports through the same code as mobilenet, at 30 times the size: left out for time.
 RECIPES = [name for name in registry.list_recipes() if name != "vgg16"]
