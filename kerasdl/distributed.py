@@ -10,9 +10,9 @@ the metrics' variables are summed over every replica of every worker. The callba
 are Keras's own (backups, history, TensorBoard, early stopping, progress).
 """
 
+import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -182,56 +182,57 @@ def _free_port():
         return sock.getsockname()[1]
 
 
+def _stop(processes, timeout=30):
+    """Interrupts the processes still running, then kills those that do not end."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def launch(argv, workers):
     """Runs `kerasdl` with `argv` as `workers` local processes of one multi-worker cluster.
 
     Worker 0 is the chief: its output (the run directory's path) and progress are this
-    command's; the others write to temporary folders and are shown only if they fail.
+    command's; the others write to log files, shown (their last line) only if they fail.
 
     Returns:
-        The chief's exit status (non-zero when any worker failed).
+        0, or the exit status of the first worker that failed (the others are stopped).
     """
     addresses = [f"127.0.0.1:{_free_port()}" for _ in range(workers)]
-    logs = tempfile.mkdtemp(prefix="kerasdl-workers-")
-    processes = []
-    try:
-        for index in range(workers):
-            env = {**os.environ, "KERASDL_WORKER": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
-                   "TF_CONFIG": json.dumps({"cluster": {"worker": addresses},
-                                            "task": {"type": "worker", "index": index}})}
-            # The workers share this machine's cores.
-            env.setdefault("TF_NUM_INTEROP_THREADS", "1")
-            output = None if index == 0 else open(os.path.join(logs, f"worker{index}.log"), "w")
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "kerasdl", *argv], env=env,
-                stdout=output, stderr=output if output else None))
-        failed = None
-        while failed is None and any(p.poll() is None for p in processes):
-            failed = next((i for i, p in enumerate(processes) if p.poll()), None)
-            time.sleep(0.2)
-        failed = next((i for i, p in enumerate(processes) if p.returncode), failed)
+    with tempfile.TemporaryDirectory(prefix="kerasdl-workers-") as logs:
+        processes = []
+        try:
+            for index in range(workers):
+                env = {**os.environ, "KERASDL_WORKER": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
+                       "TF_CONFIG": json.dumps({"cluster": {"worker": addresses},
+                                                "task": {"type": "worker", "index": index}})}
+                env.setdefault("TF_NUM_INTEROP_THREADS", "1")  # the workers share the cores
+                log = os.path.join(logs, f"worker{index}.log")
+                with open(log, "w") if index else contextlib.nullcontext() as output:
+                    processes.append(subprocess.Popen(
+                        [sys.executable, "-m", "kerasdl", *argv], env=env,
+                        stdout=output, stderr=output))
+            while True:
+                codes = [process.poll() for process in processes]
+                failed = next((i for i, code in enumerate(codes) if code), None)
+                if failed is not None or all(code == 0 for code in codes):
+                    break
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            _stop(processes, timeout=None)
+            raise
         if failed is None:
             return 0
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        if failed > 0:
+        _stop(processes)
+        if failed > 0:  # the chief printed its own error
             with open(os.path.join(logs, f"worker{failed}.log")) as handle:
                 lines = [line for line in handle.read().splitlines() if line.strip()]
-            last = lines[-1] if lines else "no output"
-            print(f"Error: worker {failed} of {workers} failed: {last}", file=sys.stderr)
-        return processes[failed].returncode or 1
-    except KeyboardInterrupt:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for process in processes:
-            process.wait()
-        raise
-    finally:
-        shutil.rmtree(logs, ignore_errors=True)
+            print(f"Error: worker {failed} of {workers} failed: "
+                  f"{lines[-1] if lines else 'no output'}", file=sys.stderr)
+        return codes[failed]
