@@ -70,6 +70,9 @@ def _data_options(command):
         click.option("--target", help="Column to predict in a CSV file."),
         click.option("--data-dir", type=click.Path(file_okay=False),
                      help="Folder of TensorFlow Datasets data (for tfds:NAME)."),
+        click.option("--skip-bad-files", is_flag=True, default=None,
+                     help="Leave out image files that cannot be decoded (counted on "
+                     "stderr) instead of stopping with the list of them."),
     ]):
         command = option(command)
     return command
@@ -125,7 +128,7 @@ def _device_settings(options, command=None):
                          + (" (and `--workers N`, Keras Tuner's parallel trials)."
                             if command == "tune" else "."))
     return {key: options.get(key) for key in ("device", "mixed_precision", "jit", "strategy",
-                                              "steps_per_execution")}
+                                              "steps_per_execution", "skip_bad_files")}
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -576,13 +579,13 @@ def tune(recipe, data, target, data_dir, tuner, max_trials, image_size, classes,
 @click.option("--unsafe", is_flag=True, help="Allow models that carry Python code (Lambda "
               "layers) and legacy .h5 files: only for files you trust.")
 @json_option
-def evaluate(run, data, target, data_dir, split, batch_size, unsafe, as_json):
+def evaluate(run, data, target, data_dir, skip_bad_files, split, batch_size, unsafe, as_json):
     """Score a run directory or .keras model on the test split or given data."""
     _start_tensorflow()
     from kerasdl.evaluation import evaluate as evaluate_run
 
     metrics = evaluate_run(run, data=data, target=target, data_dir=data_dir, split=split,
-                           batch_size=batch_size, unsafe=unsafe)
+                           batch_size=batch_size, unsafe=unsafe, skip_bad_files=skip_bad_files)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
@@ -596,9 +599,11 @@ def evaluate(run, data, target, data_dir, split, batch_size, unsafe, as_json):
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the CSV here, not stdout.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --output file.")
+@click.option("--skip-bad-files", is_flag=True, help="Leave out image files that cannot be "
+              "decoded (counted on stderr) instead of stopping with the list of them.")
 @click.option("--unsafe", is_flag=True, help="Allow models that carry Python code (Lambda "
               "layers) and legacy .h5 files: only for files you trust.")
-def predict(run, input_path, output, force, unsafe):
+def predict(run, input_path, output, force, skip_bad_files, unsafe):
     """Predict CSV rows, an image file or an image folder with a run or model (CSV out)."""
     if output and Path(output).exists() and not force:
         raise UsageError(f"`--output` {output!r} exists; pass --force to overwrite it.")
@@ -606,7 +611,7 @@ def predict(run, input_path, output, force, unsafe):
     from kerasdl import runs
     from kerasdl.evaluation import predict as predict_run
 
-    frame = predict_run(run, input_path, unsafe=unsafe)
+    frame = predict_run(run, input_path, unsafe=unsafe, skip_bad_files=skip_bad_files)
     if output:
         runs.write_text(output, frame.to_csv(index=False))
         click.echo(f"Wrote {len(frame)} predictions to {output}", err=True)

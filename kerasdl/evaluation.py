@@ -10,7 +10,7 @@ import pandas as pd
 
 from kerasdl import runs
 from kerasdl import settings as run_settings
-from kerasdl.data import features_from_frame
+from kerasdl.data import frame_to_inputs
 from kerasdl.data import load_data
 from kerasdl.data import load_images
 from kerasdl.data import read_csv
@@ -52,7 +52,7 @@ def _fixed_hp(config):
 
 
 def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size=None,
-             unsafe=False):
+             unsafe=False, skip_bad_files=None):
     """Computes a trained model's metrics.
 
     Args:
@@ -60,6 +60,7 @@ def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size
         data: data to evaluate on; by default the run's own data.
         split: `train`, `validation`, `test` or `all`; by default the test split of
             the run's data, or all of the given `data`.
+        skip_bad_files: leave out undecodable images of an image folder.
 
     Returns:
         A dict of metric name to value, plus `examples` and `split`.
@@ -75,7 +76,7 @@ def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size
         raise UsageError(f"`split` must be one of {', '.join(SPLITS)}. Received: split={split!r}")
     base = dict(config["settings"]) if config else run_settings.resolve({})
     for key, value in (("data", data), ("target", target), ("data_dir", data_dir),
-                       ("batch_size", batch_size)):
+                       ("batch_size", batch_size), ("skip_bad_files", skip_bad_files)):
         if value is not None:
             base[key] = value
     base.setdefault("batch_size", 32)
@@ -97,14 +98,20 @@ def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size
             "examples": examples, "split": split}
 
 
-def predict(path, input_path, batch_size=32, unsafe=False):
+def predict(path, input_path, batch_size=32, unsafe=False, skip_bad_files=False):
     """Predicts CSV rows, an image file or every image under a folder.
+
+    A CSV file is read with the run's schema (`kerasdl.data.frame_to_inputs`): one
+    example per row for tabular models, one sequence per row for sequence
+    classifiers, a series (one forecast per window) for forecasting models.
 
     Returns:
         A DataFrame: an `id` column (row number or file path), then for classifiers
         `prediction` (class name), `confidence` and one probability column per class;
         for regression `prediction`; for autoencoders `reconstruction_error` (mean
-        squared error in [0, 1] pixel units: high means unlike the training data).
+        squared error in [0, 1] pixel units: high means unlike the training data);
+        for forecasting `horizon` and `prediction`, with the `id` of the last row
+        of each window.
 
     Raises:
         DataError: for an input that is missing, unreadable or does not match the model.
@@ -115,26 +122,22 @@ def predict(path, input_path, batch_size=32, unsafe=False):
     task = _task(model, config)
     if task == "generation":
         raise UsageError("A generative model takes no input: use `kerasdl generate RUN`.")
-    if task == "forecasting":
-        return _forecast(model, spec, source, batch_size)
-    if source.is_file() and source.suffix.lower() == ".csv":
-        frame = read_csv(source)
-        if spec.get("target") in frame.columns:
-            frame = frame.drop(columns=[spec["target"]])
-        features, _, _ = features_from_frame(frame, spec.get("categories"),
-                                             spec.get("feature_names"))
-        expected = model.input_shape[-1]
-        if len(model.input_shape) != 2 or features.shape[1] != expected:
-            raise DataError(
-                f"The model takes {model.input_shape[1:]} features per example; "
-                f"{str(source)!r} gives {features.shape[1]} columns."
-            )
-        ids = list(frame.index)
+    if len(model.input_shape) != 4:
+        if not (source.is_file() and source.suffix.lower() in (".csv", ".tsv", ".txt")):
+            form = {"forecasting": "a CSV series (rows in time order)",
+                    "sequence_classification": "a CSV file of one sequence per row"}
+            raise DataError(f"This model takes {form.get(task, 'tabular rows')}; give a .csv "
+                            f"file. Received: {str(source)!r}")
+        features, ids = _csv_inputs(model, spec, task, read_csv(source), source)
+        if task == "forecasting":
+            with contextlib.redirect_stdout(sys.stderr):
+                outputs = np.asarray(model.predict(features, batch_size=batch_size, verbose=0))
+            return pd.DataFrame({"id": ids, "horizon": spec["horizon"],
+                                 "prediction": outputs.reshape(len(ids), -1)[:, 0]})
     else:
-        if len(model.input_shape) != 4:
-            raise DataError(f"This model takes tabular rows; give a .csv file. Received: {str(source)!r}")
         _, height, width, channels = model.input_shape
-        ids, features = load_images(source, (height, width), channels)
+        ids, features = load_images(source, (height, width), channels,
+                                    skip_bad_files=skip_bad_files)
     with contextlib.redirect_stdout(sys.stderr):
         outputs = np.asarray(model.predict(features, batch_size=batch_size, verbose=0))
     result = pd.DataFrame({"id": ids})
@@ -153,27 +156,20 @@ def predict(path, input_path, batch_size=32, unsafe=False):
     return result
 
 
-def _forecast(model, spec, source, batch_size):
-    """Forecasts from every window of consecutive rows of a CSV series.
-
-    The `id` of a forecast is the row number of its window's last row; the forecast is
-    for `horizon` rows later.
-    """
-    if not (source.is_file() and source.suffix.lower() == ".csv"):
-        raise DataError(f"A forecasting model takes a CSV series. Received: {str(source)!r}")
-    frame = read_csv(source)
-    features, _, _ = features_from_frame(frame, spec.get("categories"), spec.get("feature_names"))
-    window = spec["window"]
-    if len(features) < window:
-        raise DataError(f"{str(source)!r} has {len(features)} rows; the model needs at least "
-                        f"window = {window} consecutive rows.")
-    windows = np.lib.stride_tricks.sliding_window_view(features, window, axis=0)
-    windows = np.ascontiguousarray(windows.transpose(0, 2, 1))
-    with contextlib.redirect_stdout(sys.stderr):
-        outputs = np.asarray(model.predict(windows, batch_size=batch_size, verbose=0))
-    return pd.DataFrame({"id": frame.index[window - 1:],
-                         "horizon": spec["horizon"],
-                         "prediction": outputs.reshape(len(windows), -1)[:, 0]})
+def _csv_inputs(model, spec, task, frame, source):
+    """The model inputs of a CSV file: through the run's schema, or by shape for a bare model."""
+    if spec:
+        features, ids = frame_to_inputs(frame, spec)
+    else:  # a bare model file has no schema: numeric columns, checked by count
+        if task in ("forecasting", "sequence_classification") or len(model.input_shape) != 2:
+            raise DataError(f"A bare model file of input shape {model.input_shape[1:]} has no "
+                            "schema to read a CSV file with; predict with its run directory.")
+        features, ids = frame_to_inputs(
+            frame, {"task": task, "columns": {str(c): "number" for c in frame.columns}})
+    if tuple(features.shape[1:]) != tuple(model.input_shape[1:]):
+        raise DataError(f"The model takes {model.input_shape[1:]} features per example; "
+                        f"{str(source)!r} gives {features.shape[1:]}.")
+    return features, ids
 
 
 def generate(path, num_samples, output, seed=None, force=False, unsafe=False):

@@ -32,6 +32,7 @@ KEYS = {
     "jit": "XLA compilation of the training step (true/false; default the recipe's)",
     "steps_per_execution": "training steps run per call of the compiled step (default 32)",
     "strategy": "tf.distribute strategy: auto, default, mirrored or multiworker (TF_CONFIG)",
+    "skip_bad_files": "leave out image files that cannot be decoded (true/false)",
     "exclude_classes": "classes left out of training and validation (anomaly detection)",
     "output": "run directory",
     "merge_validation": "train on train + validation, with no validation (final models)",

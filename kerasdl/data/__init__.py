@@ -5,7 +5,11 @@ A data argument names its source:
   packages, no network;
 - `tfds:NAME`: a TensorFlow Datasets data set (`data_dir` for a local copy);
 - a CSV file (pandas; `target` names the column to predict);
-- an image folder with one sub-folder per class.
+- an image folder with one sub-folder per class (images at any depth below a class
+  sub-folder belong to it).
+
+New data for a trained model is read with the run's schema by `frame_to_inputs`
+(tabular rows, sequences, series) and `load_images`.
 
 Datasets are unbatched `(features, label)` pairs; images are float32 in [0, 255].
 Splits are drawn with a fixed seed (`split_seed`), independent of the training seed,
@@ -17,6 +21,8 @@ from kerasdl.data.sources import Splits
 from kerasdl.data.sources import describe_sources
 from kerasdl.data.sources import load_data
 from kerasdl.data.tabular import features_from_frame
+from kerasdl.data.tabular import frame_to_features
+from kerasdl.data.tabular import frame_to_inputs
 from kerasdl.data.tabular import read_csv
 from kerasdl.data.images import IMAGE_EXTENSIONS
 from kerasdl.data.images import load_images
@@ -27,6 +33,8 @@ __all__ = [
     "Splits",
     "describe_sources",
     "features_from_frame",
+    "frame_to_features",
+    "frame_to_inputs",
     "load_data",
     "load_images",
     "read_csv",

@@ -1,5 +1,9 @@
 """Image files and image folders (one sub-folder per class)."""
 
+import os
+import re
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -7,34 +11,122 @@ import numpy as np
 from kerasdl.errors import DataError
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
-# The first bytes of each format TensorFlow decodes.
-SIGNATURES = (b"\x89PNG", b"\xff\xd8", b"GIF8", b"BM")
+# Folders at least this large get a progress bar while they are scanned.
+PROGRESS_FROM = 500
 
 
-def check_signatures(paths):
-    """Raises DataError naming the first file that is not a PNG, JPEG, GIF or BMP image.
+def _note(message):
+    print(message, file=sys.stderr, flush=True)
 
-    Reads a few bytes of each file, so a broken file is named before training starts
-    rather than failing a decode op in the middle of an epoch.
+
+def _decodable(path, channels):
+    """Returns None when TensorFlow decodes `path` as training will, else the reason."""
+    import tensorflow as tf
+
+    try:
+        data = tf.io.read_file(path)
+        if int(tf.strings.length(data)) == 0:
+            return "empty file"
+        tf.io.decode_image(data, channels=channels, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError,
+            tf.errors.OutOfRangeError, tf.errors.DataLossError) as error:
+        # "{{function_node ...}} Invalid PNG data, size 49 [Op:DecodeImage] name:"
+        reason = re.sub(r"\{\{.*?\}\}|\[Op:.*$", "", str(error.message).splitlines()[0])
+        return reason.strip().rstrip(".") or type(error).__name__
+    return None
+
+
+def find_bad_images(paths, channels=3):
+    """Decodes every image file in parallel and returns those TensorFlow cannot decode.
+
+    Every file is decoded the way the training pipeline decodes it, on a thread pool
+    (TensorFlow's decoders release the GIL), so all broken files are found before
+    training starts instead of one "Graph execution error" per run mid-epoch. A
+    progress bar goes to stderr for folders of `PROGRESS_FROM` files or more.
+
+    Returns:
+        A list of `(path, reason)` pairs, in the order of `paths`.
     """
-    for path in paths:
-        with open(path, "rb") as handle:
-            if not handle.read(4).startswith(SIGNATURES):
-                raise DataError(f"Not a readable image: {str(path)!r} (expected PNG, JPEG, "
-                                "GIF or BMP content).")
+    paths = [str(path) for path in paths]
+    if not paths:
+        return []
+    workers = min(32, (os.cpu_count() or 1) * 4)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        reasons = pool.map(lambda path: _decodable(path, channels), paths, chunksize=16)
+        if len(paths) >= PROGRESS_FROM:
+            from tqdm import tqdm
+
+            reasons = tqdm(reasons, total=len(paths), desc="Checking images", unit="file",
+                           file=sys.stderr, leave=False)
+        reasons = list(reasons)
+    return [(path, reason) for path, reason in zip(paths, reasons) if reason is not None]
 
 
-def list_image_folder(path):
+def drop_bad_images(paths, skip_bad_files, where, channels=3):
+    """Checks that every file of `paths` decodes; returns the indices of the good ones.
+
+    Args:
+        paths: image file paths.
+        skip_bad_files: when True, undecodable files are left out with a count on
+            stderr; when False they are an error.
+        where: the folder or file the paths come from, for messages.
+
+    Raises:
+        DataError: naming every undecodable file, unless `skip_bad_files`.
+    """
+    bad = find_bad_images(paths, channels)
+    if bad and not skip_bad_files:
+        listed = "; ".join(f"{path} ({reason})" for path, reason in bad)
+        raise DataError(f"{len(bad)} of {len(paths)} image file(s) under {where!r} cannot be "
+                        f"decoded: {listed}. Fix or remove them, or pass --skip-bad-files "
+                        "to use the other images.")
+    if bad:
+        if len(bad) == len(paths):
+            raise DataError(f"None of the {len(paths)} image file(s) under {where!r} can be "
+                            f"decoded (e.g. {bad[0][0]}: {bad[0][1]}).")
+        _note(f"Skipped {len(bad)} undecodable image file(s) of {len(paths)} under {where!r} "
+              "(--skip-bad-files).")
+    bad_paths = {path for path, _ in bad}
+    return [i for i, path in enumerate(paths) if str(path) not in bad_paths]
+
+
+def _report_ignored(folder, listed, top_level):
+    """Says on stderr how many files under `folder` are not used as images."""
+    listed = {os.path.normpath(path) for path in listed}
+    other, loose = [], 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.normpath(os.path.join(root, name))
+            if path in listed:
+                continue
+            if top_level and Path(root) == Path(folder) and name.lower().endswith(IMAGE_EXTENSIONS):
+                loose += 1
+            else:
+                other.append(name)
+    if other:
+        kinds = sorted({Path(name).suffix.lower() or name for name in other})
+        _note(f"Ignored {len(other)} non-image file(s) under {str(folder)!r} "
+              f"({', '.join(kinds[:8])}{', ...' if len(kinds) > 8 else ''}); images are "
+              f"{', '.join(IMAGE_EXTENSIONS)} files.")
+    if loose:
+        _note(f"Ignored {loose} image file(s) directly in {str(folder)!r}: an image belongs "
+              "to the class sub-folder it is in.")
+
+
+def list_image_folder(path, skip_bad_files=False, channels=3):
     """Lists an image folder laid out as one sub-folder per class.
 
     Uses `keras.utils.image_dataset_from_directory`'s own listing (same file
-    types, same class order).
+    types, same class order): every image anywhere under a class sub-folder,
+    at any depth, belongs to that class. Files that are not images are ignored
+    with a count on stderr; every image is decoded first (`drop_bad_images`).
 
     Returns:
         `(file_paths, labels, class_names)`.
 
     Raises:
-        DataError: for a folder with no images or fewer than two classes.
+        DataError: for a folder with no images, fewer than two classes, or
+            undecodable images (unless `skip_bad_files`).
     """
     import keras
 
@@ -56,10 +148,13 @@ def list_image_folder(path):
             "a classifier needs at least 2 (one sub-folder per class)."
         )
     paths = list(listing.file_paths)
-    check_signatures(paths)
+    _report_ignored(folder, paths, top_level=True)
     index = {name: i for i, name in enumerate(class_names)}
-    labels = np.array([index[Path(p).parent.name] for p in paths], dtype=np.int32)
-    return paths, labels, class_names
+    # The class is the top-level sub-folder, however deep the file lies below it.
+    labels = np.array([index[Path(p).relative_to(folder).parts[0]] for p in paths],
+                      dtype=np.int32)
+    keep = drop_bad_images(paths, skip_bad_files, folder, channels)
+    return [paths[i] for i in keep], labels[keep], class_names
 
 
 def decode_image(path, image_size, channels):
@@ -83,34 +178,41 @@ def image_dataset(paths, labels, image_size, channels):
     )
 
 
-def load_images(path, image_size, channels):
+def load_images(path, image_size, channels, skip_bad_files=False):
     """Loads one image file or every image under a folder, for prediction.
+
+    Every file under a folder with an image extension is used, at any depth;
+    other files are ignored with a count on stderr.
 
     Returns:
         `(file_paths, images)` with images a float32 array in [0, 255].
 
     Raises:
-        DataError: for a missing path, a folder without images or an unreadable image.
+        DataError: for a missing path, a folder without images or undecodable
+            images (unless `skip_bad_files`).
     """
     import tensorflow as tf
 
     path = Path(path)
     if path.is_dir():
-        paths = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        paths = sorted(str(p) for p in path.rglob("*")
+                       if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         if not paths:
             raise DataError(
                 f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under {str(path)!r}."
             )
+        _report_ignored(str(path), paths, top_level=False)
+        paths = [paths[i] for i in drop_bad_images(paths, skip_bad_files, str(path), channels)]
     elif path.is_file():
-        paths = [path]
+        paths = [str(path)]
+        reason = _decodable(str(path), channels)
+        if reason is not None:
+            raise DataError(f"Cannot decode image {str(path)!r} ({reason}); supported: "
+                            f"{', '.join(IMAGE_EXTENSIONS)}.")
     else:
         raise DataError(f"Input not found: {str(path)!r}.")
-    images = []
-    for file in paths:
-        try:
-            images.append(decode_image(str(file), tuple(image_size), channels).numpy())
-        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
-            raise DataError(
-                f"Cannot decode image {str(file)!r}; supported: {', '.join(IMAGE_EXTENSIONS)}."
-            ) from None
-    return [str(p) for p in paths], np.stack(images).astype(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices(paths).map(
+        lambda file: decode_image(file, tuple(int(side) for side in image_size), channels),
+        num_parallel_calls=tf.data.AUTOTUNE)
+    images = np.stack(list(dataset.as_numpy_iterator())).astype(np.float32)
+    return paths, images

@@ -54,9 +54,12 @@ def windows(frame, target, source, settings, spec=None):
     if target is None or target not in frame.columns:
         wanted = "needs `--target COLUMN`" if target is None else f"has no column {target!r}"
         raise DataError(f"Series {source!r} {wanted}. Columns: {', '.join(map(str, frame.columns))}")
-    matrix, names, categories = tabular.features_from_frame(frame)
-    if categories:
-        raise DataError(f"Series columns must be numeric; {', '.join(categories)} hold text.")
+    if spec is None:
+        matrix, names, categories = tabular.features_from_frame(frame)
+        if categories:
+            raise DataError(f"Series columns must be numeric; {', '.join(categories)} hold text.")
+    else:  # new data for a trained model: read with its schema
+        matrix, names = tabular.frame_to_features(frame, spec), list(spec["feature_names"])
     window = int((spec or {}).get("window") or settings.get("window") or 48)
     horizon = int((spec or {}).get("horizon") or settings.get("horizon") or 1)
     if window < 2 or horizon < 1:
@@ -83,7 +86,8 @@ def windows(frame, target, source, settings, spec=None):
         train = parts[0]
         spec = {
             "task": "forecasting", "source": source, "input_shape": [window, len(names)],
-            "feature_names": names, "categories": {}, "target": str(target),
+            "feature_names": names, "columns": {name: "number" for name in names},
+            "categories": {}, "target": str(target),
             "target_index": target_index, "window": window, "horizon": horizon,
             "feature_mean": train.mean(axis=0).tolist(),
             "feature_variance": (train.var(axis=0) + 1e-6).tolist(),

@@ -65,7 +65,7 @@ def load_data(source, task, settings, spec=None):
         source: the data argument (embedded name, `tfds:NAME`, CSV path or folder).
         task: the recipe's `TASK`.
         settings: run settings; reads `target`, `data_dir`, `image_size`,
-            `split_seed`, `validation_split` and `test_split`.
+            `split_seed`, `validation_split`, `test_split` and `skip_bad_files`.
         spec: the spec of a trained model, to load new data the way the model was
             trained: the same feature encoding, image size and class names. The
             returned `Splits` then carries this spec.
@@ -310,8 +310,7 @@ def _tabular(frame, target, source, task, settings, spec=None):
     if spec is None:
         matrix, feature_names, categories = tabular.features_from_frame(features)
     else:
-        matrix, _, _ = tabular.features_from_frame(features, spec["categories"],
-                                                   spec["feature_names"])
+        matrix = tabular.frame_to_features(features, spec, target=target)
         if task != "regression":
             labels = _relabel(labels, target_info["class_names"], spec["class_names"])
     parts = split_indices(len(matrix), labels, settings)
@@ -325,6 +324,8 @@ def _tabular(frame, target, source, task, settings, spec=None):
             "source": source,
             "input_shape": [matrix.shape[1]],
             "feature_names": feature_names,
+            "columns": {str(name): "category" if str(name) in categories else "number"
+                        for name in features.columns},
             "categories": categories,
             "target": target,
             "feature_mean": x_train.mean(axis=0).tolist(),
@@ -441,9 +442,10 @@ def _shapes(settings):
 
 
 def _image_folder(path, settings):
-    paths, labels, class_names = image_files.list_image_folder(path)
     image_size = [int(side) for side in settings.get("image_size") or (64, 64)]
     channels = int(settings.get("channels", 3))
+    paths, labels, class_names = image_files.list_image_folder(
+        path, skip_bad_files=bool(settings.get("skip_bad_files")), channels=channels)
     parts = split_indices(len(paths), labels, settings)
     paths = np.array(paths)
     datasets = [image_files.image_dataset(paths[index], labels[index], image_size, channels)

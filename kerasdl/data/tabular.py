@@ -1,5 +1,6 @@
 """Tabular data: CSV files through pandas, numeric features, one-hot categories."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -72,24 +73,58 @@ def split_target(frame, target, task, source):
     return features, labels.to_numpy(np.int32), {"class_names": class_names}
 
 
+def _rows(index, limit=5):
+    """`row 3` or `rows 3, 8, 9 and 4 more`: rows named by the frame's index."""
+    index = list(index)
+    shown = ", ".join(str(row) for row in index[:limit])
+    more = f" and {len(index) - limit} more" if len(index) > limit else ""
+    return f"row{'s' if len(index) > 1 else ''} {shown}{more}"
+
+
+def _numeric(frame, name):
+    """Column `name` as float64; raises DataError for text, missing or infinite values."""
+    column = frame[name]
+    values = pd.to_numeric(column, errors="coerce")
+    text = values.isna() & column.notna()
+    if text.any():
+        raise DataError(
+            f"Column {name!r} must be numeric, as it was in training. Received: "
+            f"{column[text].iloc[0]!r} at {_rows(column.index[text])}"
+        )
+    values = values.astype(np.float64)
+    infinite = np.isinf(values.to_numpy())
+    if infinite.any():
+        raise DataError(
+            f"Column {name!r} holds non-finite numbers ({values[infinite].iloc[0]}) at "
+            f"{_rows(column.index[infinite])}; every value must be a finite number."
+        )
+    return values
+
+
+def _check_missing(frame):
+    missing = frame.columns[frame.isna().any()].tolist()
+    if missing:
+        counts = "; ".join(f"{name!r} ({int(frame[name].isna().sum())}) at "
+                           f"{_rows(frame.index[frame[name].isna()])}" for name in missing)
+        raise DataError(f"Missing values in column(s) {counts}; fill or drop those rows.")
+
+
 def features_from_frame(frame, categories=None, feature_names=None):
     """Turns a DataFrame of features into a float32 matrix.
 
     Numeric columns pass through; text columns are one-hot encoded. Given the
     `categories` and `feature_names` of a trained model's spec, the same encoding
-    and column order are reproduced (unknown categories encode as all zeros).
+    and column order are reproduced (unknown categories encode as all zeros; use
+    `frame_to_features` to read new data with the checks of a run's schema).
 
     Returns:
         `(matrix, feature_names, categories)`.
 
     Raises:
-        DataError: for missing values, a text column with too many distinct values,
-            or columns the model was trained with but the frame lacks.
+        DataError: for missing or infinite values, a text column with too many
+            distinct values, or columns the model was trained with but the frame lacks.
     """
-    missing = frame.columns[frame.isna().any()].tolist()
-    if missing:
-        counts = ", ".join(f"{name!r} ({int(frame[name].isna().sum())})" for name in missing)
-        raise DataError(f"Missing values in column(s) {counts}; fill or drop those rows.")
+    _check_missing(frame)
     if categories is None:
         categories = {}
         for name in frame.columns:
@@ -109,13 +144,7 @@ def features_from_frame(frame, categories=None, feature_names=None):
             for value in categories[name]:
                 columns[f"{name}={value}"] = (text == value).astype(np.float32)
         else:
-            values = pd.to_numeric(frame[name], errors="coerce")
-            if values.isna().any():
-                bad = frame[name][values.isna()].iloc[0]
-                raise DataError(
-                    f"Column {name!r} must be numeric, as it was in training. Received: {bad!r}"
-                )
-            columns[name] = values.astype(np.float32)
+            columns[name] = _numeric(frame, name).astype(np.float32)
     encoded = pd.DataFrame(columns, index=frame.index)
     if feature_names is not None:
         absent = [name for name in feature_names if name not in encoded.columns
@@ -124,3 +153,153 @@ def features_from_frame(frame, categories=None, feature_names=None):
             raise DataError(f"Missing feature column(s): {', '.join(absent)}")
         encoded = encoded.reindex(columns=feature_names, fill_value=0.0)
     return encoded.to_numpy(np.float32), list(encoded.columns), categories
+
+
+def schema_columns(spec):
+    """The raw input columns of a trained model and their types, `{name: type}`.
+
+    `type` is `"number"` or `"category"`. Runs record them as `spec["columns"]`; for
+    older runs they are recovered from `feature_names` and `categories`.
+    """
+    if spec.get("columns"):
+        return dict(spec["columns"])
+    categories = spec.get("categories") or {}
+    encoded = {f"{name}={value}": name for name, values in categories.items()
+               for value in values}
+    columns = {}
+    for feature in spec.get("feature_names") or []:
+        if feature in encoded:
+            columns.setdefault(encoded[feature], "category")
+        else:
+            columns.setdefault(feature, "number")
+    return columns
+
+
+def _warn(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def frame_to_features(frame, spec, target=None, warn=None):
+    """Reads new rows with a trained model's schema; returns its feature matrix.
+
+    The one place where new tabular data meets a run's schema (`predict`,
+    `evaluate --data`, and a server answering rows). Checks, against the columns,
+    types and categories the model was trained on:
+    - a missing column is an error naming it;
+    - a value that is missing, infinite, or text in a numeric column is an error
+      naming the column and the row (rows are named by the frame's index);
+    - a category the model never saw still gives predictions (it encodes as none of
+      the known ones), with one warning naming the values and their counts;
+    - columns the model does not use are ignored with one warning naming them
+      (the `target` column, or the spec's, is not one of them).
+
+    Args:
+        frame: a pandas DataFrame of rows.
+        spec: the run's spec (`config.json`'s `spec`).
+        target: a column to leave out silently (default: the spec's target, for
+            a tabular model; a forecasting model reads its target as an input).
+        warn: called with each warning line; default: print it on stderr.
+
+    Returns:
+        A float32 matrix of shape `(rows, len(spec["feature_names"]))`, in the
+        model's feature order.
+
+    Raises:
+        DataError: for rows that do not fit the schema.
+    """
+    warn = warn or _warn
+    columns = schema_columns(spec)
+    categories = spec.get("categories") or {}
+    frame = frame.rename(columns=str)
+    absent = [name for name in columns if name not in frame.columns]
+    if absent:
+        raise DataError(f"Missing column(s) {', '.join(map(repr, absent))}: the model was "
+                        f"trained on {', '.join(columns)}.")
+    if target is None and spec.get("task") != "forecasting":
+        target = spec.get("target")
+    extra = [name for name in frame.columns if name not in columns and name != target]
+    if extra:
+        warn(f"Ignored column(s) the model was not trained on: {', '.join(map(repr, extra))}.")
+    if len(frame) == 0:
+        raise DataError("No rows to read.")
+    used = frame[list(columns)]
+    _check_missing(used)
+    features = {}
+    unseen = []
+    for name, kind in columns.items():
+        if kind == "category":
+            known = categories.get(name, [])
+            text = used[name].astype(str)
+            new = text[~text.isin(known)]
+            if len(new) == len(text) and pd.api.types.is_numeric_dtype(used[name]):
+                raise DataError(f"Column {name!r} held text in training ({', '.join(known)}); "
+                                f"received numbers such as {used[name].iloc[0]!r}.")
+            if len(new):
+                counts = new.value_counts()
+                unseen.append(f"{name!r}: " + ", ".join(
+                    f"{value!r} ({count})" for value, count in counts.items()))
+            for value in known:
+                features[f"{name}={value}"] = (text == value).to_numpy(np.float32)
+        else:
+            features[name] = _numeric(used, name).to_numpy(np.float32)
+    if unseen:
+        warn("Categories unseen in training, encoded as none of the known ones: "
+             + "; ".join(unseen) + ".")
+    names = spec.get("feature_names") or list(features)
+    return np.stack([features[name] for name in names], axis=1).astype(np.float32)
+
+
+def frame_to_inputs(frame, spec, warn=None):
+    """Turns a DataFrame of new input into a trained model's inputs.
+
+    The form is the form of the model's training data:
+    - tabular models (`classification`, `regression`): one example per row
+      (`frame_to_features`);
+    - `sequence_classification`: one sequence per row, its steps in the columns in
+      time order (`steps * features` numeric columns, features of a step side by
+      side); a column named like the spec's target is left out;
+    - `forecasting`: a series in time order with the columns trained on; one
+      prediction per window of `window` consecutive rows.
+
+    Args:
+        frame: a pandas DataFrame.
+        spec: the run's spec.
+        warn: called with each warning line; default: print it on stderr.
+
+    Returns:
+        `(inputs, ids)`: the model's input array and, per input, the frame index
+        of its row (for forecasting, of the last row of its window).
+
+    Raises:
+        DataError: for data that does not fit the model.
+    """
+    task = spec.get("task")
+    if task == "sequence_classification":
+        return _sequences(frame, spec, warn or _warn), list(frame.index)
+    matrix = frame_to_features(frame, spec, warn=warn)
+    if task != "forecasting":
+        return matrix, list(frame.index)
+    window = int(spec["window"])
+    if len(matrix) < window:
+        raise DataError(f"The series has {len(matrix)} rows; the model needs at least "
+                        f"window = {window} consecutive rows.")
+    windows = np.lib.stride_tricks.sliding_window_view(matrix, window, axis=0)
+    return np.ascontiguousarray(windows.transpose(0, 2, 1)), list(frame.index[window - 1:])
+
+
+def _sequences(frame, spec, warn):
+    steps, num_features = (list(spec["input_shape"]) + [1])[:2]
+    frame = frame.rename(columns=str)
+    target = spec.get("target") or "label"
+    if target in frame.columns:
+        frame = frame.drop(columns=[target])
+    wanted = steps * num_features
+    if frame.shape[1] != wanted:
+        raise DataError(
+            f"The model classifies sequences of {steps} steps x {num_features} feature(s): "
+            f"give one sequence per row in {wanted} numeric columns (steps in time order). "
+            f"Received {frame.shape[1]} column(s).")
+    _check_missing(frame)
+    matrix = np.stack([_numeric(frame, name).to_numpy(np.float32) for name in frame.columns],
+                      axis=1)
+    return matrix.reshape(len(frame), steps, num_features)
