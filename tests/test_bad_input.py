@@ -112,9 +112,10 @@ def test_predict_rejects_csv_that_does_not_match_the_model(cli, tmp_path):
                                           "model_year,origin\nfour,1,1,1,1,1970,USA\n")
     result = cli("predict", tmp_path / "run", tmp_path / "strings.csv")
     assert_one_line_error(result, 1, "Column 'cylinders' must be numeric", "Received: 'four'")
-    (tmp_path / "gaps.csv").write_text("cylinders,displacement\n4,\n")
+    (tmp_path / "gaps.csv").write_text("cylinders,displacement,horsepower,weight,acceleration,"
+                                       "model_year,origin\n4,,90,2000,15,1975,Japan\n")
     result = cli("predict", tmp_path / "run", tmp_path / "gaps.csv")
-    assert_one_line_error(result, 1, "Missing values in column(s) 'displacement' (1)")
+    assert_one_line_error(result, 1, "Missing values in column(s) 'displacement' (1) at row 0")
     (tmp_path / "image.png").write_bytes(b"not an image")
     result = cli("predict", tmp_path / "run", tmp_path / "image.png")
     assert_one_line_error(result, 1, "takes tabular rows; give a .csv file")
