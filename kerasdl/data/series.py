@@ -121,3 +121,48 @@ def patterns(settings):
     datasets = [tf.data.Dataset.from_tensor_slices((sequences[index], labels[index]))
                 for index in parts]
     return Splits(*datasets, spec=spec)
+
+
+def sequences(frame, target, source, settings, spec=None):
+    """A CSV of labelled sequences: one sequence per row, its steps in the columns.
+
+    The class is the `target` column (default `label`); every other column is a time
+    step, in order. A trained model's `spec` reads new data its way (the same steps
+    and class names).
+
+    Raises:
+        DataError: for a missing class column, non-numeric or missing steps, or a
+            number of steps other than the model's.
+    """
+    import tensorflow as tf
+
+    from kerasdl.data.sources import Splits
+    from kerasdl.data.sources import _relabel
+    from kerasdl.data.sources import split_indices
+
+    target = target or (spec or {}).get("target") or "label"
+    if target not in frame.columns:
+        raise DataError(f"Sequence data {source!r} needs its class column: `--target COLUMN` "
+                        f"(default label). Columns: {', '.join(map(str, frame.columns))}")
+    features, labels, info = tabular.split_target(frame, target, "sequence_classification",
+                                                  source)
+    reading = spec or {"task": "sequence_classification",
+                       "input_shape": [features.shape[1], 1], "target": target}
+    matrix, _ = tabular.frame_to_inputs(features, reading)
+    if spec is not None:
+        labels = _relabel(labels, info["class_names"], spec["class_names"])
+    parts = split_indices(len(matrix), labels, settings)
+    if spec is None:
+        train = matrix[parts[0]]
+        spec = {
+            "task": "sequence_classification", "source": source, "target": str(target),
+            "input_shape": list(matrix.shape[1:]), "num_classes": len(info["class_names"]),
+            "class_names": info["class_names"],
+            "feature_mean": train.mean(axis=(0, 1)).tolist(),
+            "feature_variance": train.var(axis=(0, 1)).tolist(),
+            "num_examples": {name: len(index)
+                             for name, index in zip(("train", "validation", "test"), parts)},
+        }
+    datasets = [tf.data.Dataset.from_tensor_slices((matrix[index], labels[index]))
+                for index in parts]
+    return Splits(*datasets, spec=spec)

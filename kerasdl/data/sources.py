@@ -213,6 +213,8 @@ def _load(source, task, settings, spec):
             raise DataError(f"Unsupported data file {source!r}: give a .csv file. "
                             f"Valid data: {describe_sources()}.")
         target = settings.get("target") or (spec or {}).get("target")
+        if task == "sequence_classification":
+            return series.sequences(tabular.read_csv(path), target, source, settings, spec)
         if modality == "series":
             return series.windows(tabular.read_csv(path), target, source, settings, spec)
         _check_modality(source, "tabular", modality, task)
