@@ -143,3 +143,13 @@ def test_frame_to_inputs_reads_a_dataframe_with_the_schema(run):
     frame.loc[11, "a"] = np.inf
     with pytest.raises(DataError, match="'a'.*row 11"):
         frame_to_inputs(frame, spec, warn=notes.append)
+
+
+def test_infinite_values_in_training_data_name_column_and_row(cli, tmp_path):
+    rows = _table(40, 3)
+    rows.loc[7, "a"] = -np.inf
+    rows.to_csv(tmp_path / "bad.csv", index=False)
+    result = cli("train", "regression", "--data", tmp_path / "bad.csv", "--target", "price",
+                 "--epochs", "1", "--output", tmp_path / "run")
+    assert_one_line_error(result, 1, "Column 'a'", "-inf", "row 7")
+    assert not (tmp_path / "run").exists()
