@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from kerasdl.data import images as image_files
@@ -26,8 +27,10 @@ def make_nested_folder(root, per_class=12):
     seed = 0
     for name, level in BRIGHTNESS.items():
         for i in range(per_class):
-            depth = ("", "sub", "sub/deeper")[i % 3]
-            # The same sub-folder names under both classes: the immediate parent says nothing.
+            other = "dark" if name == "bright" else "bright"
+            depth = ("", "sub", "sub/deeper", other)[i % 4]
+            # The same sub-folder names under both classes, even another class's name: the
+            # immediate parent says nothing.
             _png(root / name / depth / f"{name}{i}.png", level, seed)
             seed += 1
     return root
@@ -123,3 +126,19 @@ def test_large_folders_show_a_progress_bar_on_stderr(tmp_path, monkeypatch, caps
     assert sorted(path for path, _ in found) == sorted(bad)
     captured = capsys.readouterr()
     assert "Checking images" in captured.err and captured.out == ""
+
+
+@pytest.mark.parametrize("command", [
+    ["tune", "cnn", "--max-trials", "1", "--no-retrain", "--output", "search"],
+    ["compare", "cnn", "--vary", "conv_blocks=1", "--output", "comparison"],
+    ["bench", "cnn", "--steps", "1", "--repeats", "1"],
+])
+def test_every_command_that_reads_a_folder_checks_it(cli, tmp_path, command):
+    folder, bad = _broken_folder(tmp_path / "photos")
+    options = ["--data", folder, "--batch-size", "4"]
+    if command[0] != "bench":
+        options += ["--epochs", "1", "--image-size", "12", "--set", "conv_blocks=1"]
+    assert_one_line_error(cli(*command, *options), 1, "3 of 19 image file(s)", *bad)
+    result = cli(*command, *options, "--skip-bad-files")
+    assert result.exit_code == 0, result.stderr
+    assert "Skipped 3 undecodable image file(s) of 19" in result.stderr
