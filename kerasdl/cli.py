@@ -127,6 +127,7 @@ def _device_settings(options, command=None):
                          f"{command}`. Valid here: auto, default or mirrored"
                          + (" (and `--workers N`, Keras Tuner's parallel trials)."
                             if command == "tune" else "."))
+    # skip_bad_files is _data_options' --skip-bad-files, which arrives here with them.
     return {key: options.get(key) for key in ("device", "mixed_precision", "jit", "strategy",
                                               "steps_per_execution", "skip_bad_files")}
 
@@ -334,7 +335,7 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
         if recipe or any((data, target, data_dir, image_size, classes, train_examples, weights,
                           epochs,
                           batch_size, assignments, config_file, seed, output,
-                          exclude_classes)):
+                          exclude_classes, device_options.get("skip_bad_files"))):
             raise UsageError("`--resume RUN_DIR` takes no recipe or settings: the run's "
                              "config.json holds them.")
         from kerasdl.runs import resumable
