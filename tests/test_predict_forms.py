@@ -23,8 +23,10 @@ RECIPES = {
     "cnn": ["--set", "conv_blocks=1"],
     "autoencoder": [],
     "rbm": [],
-    "vgg16": ["--weights", "none", "--image-size", "32", "--train-examples", "32"],
-    "mobilenet": ["--weights", "none", "--image-size", "32", "--train-examples", "32"],
+    "vgg16": ["--weights", "none", "--image-size", "32", "--data", "digits", "--classes", "0,1",
+              "--set", "head_epochs=1"],
+    "mobilenet": ["--weights", "none", "--image-size", "32", "--data", "digits", "--classes",
+                  "0,1", "--set", "head_epochs=1"],
 }
 
 

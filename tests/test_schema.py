@@ -11,6 +11,9 @@ from kerasdl.data import frame_to_inputs
 from kerasdl.errors import DataError
 from tests.conftest import assert_one_line_error
 
+# One trained run (the module fixture) serves every test here: keep them on one process.
+pytestmark = pytest.mark.xdist_group("schema")
+
 
 def _table(rows, seed):
     rng = np.random.default_rng(seed)
