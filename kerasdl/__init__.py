@@ -16,6 +16,7 @@ _EXPORTS = {
     "load_recipe": "kerasdl.registry",
     "recipe_info": "kerasdl.registry",
     "load_data": "kerasdl.data",
+    "frame_to_inputs": "kerasdl.data",
     "train": "kerasdl.training",
     "evaluate": "kerasdl.evaluation",
     "predict": "kerasdl.evaluation",
