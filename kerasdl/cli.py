@@ -705,6 +705,39 @@ def export(run, fmt, output, quantize, force, unsafe, as_json):
 
 
 @cli.command()
+@click.argument("run", metavar="RUN_OR_ARTIFACT", type=click.Path())
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (the server has no authentication).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8501, show_default=True,
+              help="Port to listen on; 0 picks a free one.")
+@click.option("--name", help="Model name in the URLs (default: the run's recipe).")
+@click.option("--run", "artifact_run", type=click.Path(file_okay=False),
+              help="The run an artifact was exported from, for its input schema and class "
+              "names (default: the run folder the artifact lies in).")
+@click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Most examples run as one batch.")
+@click.option("--batch-window-ms", type=click.FloatRange(min=0), default=2.0,
+              show_default=True, help="How long the first request of a batch waits for others.")
+@click.option("--max-body-mb", type=click.FloatRange(min=0, min_open=True), default=8.0,
+              show_default=True, help="Largest request body accepted (413 above it).")
+@click.option("--unsafe", is_flag=True, help="Allow models that carry Python code (Lambda "
+              "layers) and legacy .h5 files: only for files you trust.")
+def serve(run, host, port, name, artifact_run, max_batch, batch_window_ms, max_body_mb, unsafe):
+    """Serve a run or exported artifact over HTTP (TensorFlow Serving's REST API).
+
+    Prints the model's URL, then answers GET URL (status), GET URL/metadata and
+    POST URL:predict with {"instances": [...]} until SIGTERM or Ctrl-C; requests in
+    flight then finish.
+    """
+    _start_tensorflow()
+    from kerasdl.serve import serve as run_server
+
+    run_server(run, host=host, port=port, name=name, run=artifact_run, max_batch=max_batch,
+               window_ms=batch_window_ms, max_body_mb=max_body_mb, unsafe=unsafe,
+               on_ready=lambda url: click.echo(url) or sys.stdout.flush())
+
+
+@cli.command()
 @click.argument("recipe")
 @click.argument("dest", type=click.Path())
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
