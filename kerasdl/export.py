@@ -108,16 +108,29 @@ def _run_saved_model(target, path, inputs, **_):
     return np.asarray(loaded.serve(inputs)), f"tensorflow {tf.__version__}"
 
 
-def _representative(config, recipe):
-    """A few hundred training examples, one at a time, to calibrate int8 ranges."""
+def _representative(config, recipe, target):
+    """A few hundred training examples, one at a time, to calibrate int8 ranges.
+
+    A model whose input is not the data (a GAN's generator takes latent codes) is
+    calibrated on seeded standard-normal codes, the distribution it samples from.
+    """
     spec = config["spec"]
     splits = load_data(config["settings"]["data"], spec["task"], config["settings"], spec=spec)
     batches = recipe.make_pipeline(splits.train, spec, _fixed_hp(config), training=False,
                                    batch_size=1)
+    shape = tuple(target.input_shape[1:])
 
     def examples():
         for batch in batches.take(REPRESENTATIVE_EXAMPLES):
-            yield [tf.cast(batch[0] if isinstance(batch, tuple) else batch, tf.float32)]
+            example = batch[0] if isinstance(batch, tuple) else batch
+            if tuple(example.shape[1:]) != shape:
+                break
+            yield [tf.cast(example, tf.float32)]
+        else:
+            return
+        codes = np.random.default_rng(0).normal(size=(REPRESENTATIVE_EXAMPLES, 1, *shape))
+        for code in codes.astype("float32"):
+            yield [code]
 
     return examples
 
@@ -135,7 +148,7 @@ def tflite_bytes(target, path, quantize=None, config=None, recipe=None):
         elif quantize == "int8":
             # Full-integer: every op in int8 (the float input and output are quantized
             # and dequantized at the edges, so callers send the same pixels).
-            converter.representative_dataset = _representative(config, recipe)
+            converter.representative_dataset = _representative(config, recipe, target)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         try:
             with contextlib.redirect_stdout(sys.stderr):
