@@ -229,3 +229,23 @@ def test_port_in_use_and_missing_run_are_one_line_errors(image_server, runs, tmp
     result = run_kerasdl("serve", runs["cnn"], "--port", port)
     assert_one_line_error(result, 1, f"Cannot listen on 127.0.0.1:{port}", "--port")
     assert_one_line_error(run_kerasdl("serve", tmp_path / "missing"), 1, "not found")
+
+
+def test_an_exported_tflite_serves_from_litert(runs, digits, tmp_path):
+    from conftest import run_kerasdl
+
+    artifact = tmp_path / "digits.tflite"
+    result = run_kerasdl("export", runs["cnn"], "--format", "tflite", "--output", artifact)
+    assert result.returncode == 0, result.stderr
+    images, expected, names = digits
+    # Outside its run folder, the artifact's run is named for its class names.
+    server = Server(artifact, "--run", runs["cnn"], "--name", "digits")
+    try:
+        assert server.url.endswith("/v1/models/digits")
+        assert server.request("/metadata")[1]["kerasdl"]["runtime"].startswith("ai-edge-litert")
+        status, body = server.predict({"instances": images[:4].tolist()})
+        assert status == 200
+        assert np.abs(np.asarray(body["predictions"]) - expected[:4]).max() < 1e-4
+        assert body["classes"] == [names[i] for i in expected[:4].argmax(axis=1)]
+    finally:
+        assert server.stop()[0] == 0
