@@ -249,3 +249,56 @@ def test_an_exported_tflite_serves_from_litert(runs, digits, tmp_path):
         assert body["classes"] == [names[i] for i in expected[:4].argmax(axis=1)]
     finally:
         assert server.stop()[0] == 0
+
+
+def test_the_batcher_never_exceeds_max_batch_and_returns_each_its_rows():
+    import asyncio
+
+    from kerasdl.serve import Batcher
+
+    seen = []
+
+    def double(batch):
+        seen.append(len(batch))
+        return batch * 2
+
+    async def main():
+        batcher = Batcher(double, max_batch=5, window_ms=50)
+        worker = asyncio.create_task(batcher.run())
+        requests = [np.full((size, 1), index, np.float32)
+                    for index, size in enumerate([2, 2, 2, 1, 3, 5, 1])]
+        answers = await asyncio.gather(*(batcher.submit(r) for r in requests))
+        worker.cancel()
+        batcher.executor.shutdown()
+        return requests, answers
+
+    requests, answers = asyncio.run(main())
+    for request, answer in zip(requests, answers):
+        np.testing.assert_array_equal(answer, request * 2)
+    assert sum(seen) == 16 and max(seen) <= 5 and len(seen) < 7, seen
+
+
+def test_a_failing_model_call_fails_its_requests_not_the_worker():
+    import asyncio
+
+    from kerasdl.serve import Batcher
+
+    calls = []
+
+    def flaky(batch):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise RuntimeError("out of memory")
+        return batch + 1
+
+    async def main():
+        batcher = Batcher(flaky, max_batch=4, window_ms=0)
+        worker = asyncio.create_task(batcher.run())
+        with pytest.raises(RuntimeError, match="out of memory"):
+            await batcher.submit(np.zeros((1, 1), np.float32))
+        answer = await batcher.submit(np.zeros((1, 1), np.float32))
+        worker.cancel()
+        batcher.executor.shutdown()
+        return answer
+
+    np.testing.assert_array_equal(asyncio.run(main()), [[1.0]])
