@@ -40,7 +40,8 @@ def main():
         print(f"Training the default CNN into {run} ...", file=sys.stderr)
         kerasdl("train", "cnn", "--output", run)
     keras_metrics = json.loads(kerasdl("evaluate", run, "--json"))
-    rows = [{"artifact": "model.keras (Keras, float32)", "bytes": (run / "model.keras").stat().st_size,
+    rows = [{"artifact": "model.keras (Keras, float32)",
+             "bytes": (run / "model.keras").stat().st_size,
              "accuracy": keras_metrics["accuracy"], "runtime": "keras"}]
     float_tflite = None
     for fmt, method in EXPORTS:

@@ -201,7 +201,6 @@ def evaluate_artifact(artifact, run=None, data=None, target=None, data_dir=None,
     """
     import keras
 
-    from kerasdl import settings as run_settings
     from kerasdl.data import load_data
     from kerasdl.evaluation import SPLITS
     from kerasdl.evaluation import _fixed_hp

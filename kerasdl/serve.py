@@ -127,7 +127,8 @@ class Servable:
 
         from kerasdl.data import features_from_frame
 
-        if rows and not (isinstance(data, list) and data and all(isinstance(r, dict) for r in data)):
+        if rows and not (isinstance(data, list) and data
+                         and all(isinstance(row, dict) for row in data)):
             raise BadRequest('"instances" must be a non-empty list of objects keyed by column: '
                              f"{', '.join(self.columns)}.")
         if not rows and not (isinstance(data, dict) and data):
