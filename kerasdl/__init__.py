@@ -24,6 +24,9 @@ _EXPORTS = {
     "generate": "kerasdl.evaluation",
     "tune": "kerasdl.tuning",
     "export": "kerasdl.export",
+    "open_artifact": "kerasdl.artifacts",
+    "evaluate_artifact": "kerasdl.artifacts",
+    "serve": "kerasdl.serve",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -577,16 +577,34 @@ def tune(recipe, data, target, data_dir, tuner, max_trials, image_size, classes,
 @click.option("--split", type=click.Choice(["train", "validation", "test", "all"]),
               help="Which split to score; default: test for the run's data, all for --data.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Batch size.")
+@click.option("--run", "artifact_run", type=click.Path(file_okay=False),
+              help="Score RUN as an exported artifact (.tflite, .onnx, SavedModel folder, "
+              ".keras) in its own runtime, with this run's data and metrics (default: the "
+              "run folder the artifact lies in).")
 @click.option("--unsafe", is_flag=True, help="Allow models that carry Python code (Lambda "
               "layers) and legacy .h5 files: only for files you trust.")
 @json_option
-def evaluate(run, data, target, data_dir, skip_bad_files, split, batch_size, unsafe, as_json):
-    """Score a run directory or .keras model on the test split or given data."""
+def evaluate(run, data, target, data_dir, skip_bad_files, split, batch_size, artifact_run,
+             unsafe, as_json):
+    """Score a run directory or .keras model on the test split or given data.
+
+    Given an exported artifact (.tflite, .onnx, a SavedModel folder, or a .keras file
+    with --run), score it in its own runtime on its run's test split.
+    """
     _start_tensorflow()
     from kerasdl.evaluation import evaluate as evaluate_run
 
-    metrics = evaluate_run(run, data=data, target=target, data_dir=data_dir, split=split,
-                           batch_size=batch_size, unsafe=unsafe, skip_bad_files=skip_bad_files)
+    if artifact_run or Path(run).suffix in (".tflite", ".onnx") \
+            or (Path(run) / "saved_model.pb").is_file():
+        from kerasdl.artifacts import evaluate_artifact
+
+        metrics = evaluate_artifact(run, artifact_run, data=data, target=target,
+                                    data_dir=data_dir, split=split, batch_size=batch_size,
+                                    unsafe=unsafe, skip_bad_files=skip_bad_files)
+    else:
+        metrics = evaluate_run(run, data=data, target=target, data_dir=data_dir, split=split,
+                               batch_size=batch_size, unsafe=unsafe,
+                               skip_bad_files=skip_bad_files)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
@@ -647,22 +665,84 @@ def generate(run, num_samples, output, seed, force, unsafe):
               default="saved_model", show_default=True, help="Artifact format; base: the "
               "weights of a vgg16 or mobilenet run's base, for `train --weights FILE`.")
 @click.option("--output", type=click.Path(), help="Where to write (default RUN/export/...).")
+@click.option("--quantize", type=click.Choice(["dynamic", "float16", "int8"]),
+              help="Post-training quantization: tflite takes dynamic (int8 weights), float16 "
+              "or int8 (full-integer, calibrated on the run's training split); keras takes "
+              "int8 (Keras' model.quantize: Dense, EinsumDense, Embedding layers).")
 @click.option("--force", is_flag=True, help="Replace an existing artifact.")
 @click.option("--unsafe", is_flag=True, help="Allow models that carry Python code (Lambda "
               "layers) and legacy .h5 files: only for files you trust.")
 @json_option
-def export(run, fmt, output, force, unsafe, as_json):
-    """Export a run's model and check it against Keras in the format's runtime."""
+def export(run, fmt, output, quantize, force, unsafe, as_json):
+    """Export a run's model and check it against Keras in the format's runtime.
+
+    Reports the artifact's size; a quantized export also reports the float model's
+    size and both models' test metrics, each scored in its own runtime.
+    """
     if output and Path(output).exists() and not force:
         raise UsageError(f"{output!r} exists; pass --force to replace it.")
     _start_tensorflow()
     from kerasdl.export import export as export_model
 
-    artifact, check = export_model(run, fmt, output=output, force=force, unsafe=unsafe)
-    click.echo(f"Checked in {check['runtime']} on {check['examples']} test inputs: largest "
-               f"difference {check['max_abs_diff']:.3g} (tolerance atol {check['atol']}, "
-               f"rtol {check['rtol']}): passed", err=True)
+    artifact, check = export_model(run, fmt, output=output, force=force, unsafe=unsafe,
+                                   quantize=quantize)
+    quantized = check.get("quantization")
+    if quantized:
+        click.echo(f"Quantized {quantize}: {check['bytes']:,} bytes, "
+                   f"{quantized['size_ratio']:.2f}x the float model's "
+                   f"{quantized['float_bytes']:,}; largest difference from Keras on "
+                   f"{check['examples']} test inputs {check['max_abs_diff']:.3g}", err=True)
+        if "int8_layers" in quantized:
+            click.echo(f"Keras quantized {len(quantized['int8_layers'])} layer(s) to int8: "
+                       f"{', '.join(quantized['int8_layers']) or 'none'} (it covers Dense, "
+                       "EinsumDense and Embedding only)", err=True)
+        if quantized["metrics"]:
+            shared = [k for k in quantized["metrics"] if k in quantized["float_metrics"]
+                      and isinstance(quantized["metrics"][k], float)]
+            click.echo("Test split: " + ", ".join(
+                f"{k} {quantized['metrics'][k]:.4f} (float {quantized['float_metrics'][k]:.4f})"
+                for k in shared), err=True)
+        else:
+            click.echo("Test metrics: not measured (the recipe scores itself in its own "
+                       "test_step).", err=True)
+    else:
+        click.echo(f"Checked in {check['runtime']} on {check['examples']} test inputs: largest "
+                   f"difference {check['max_abs_diff']:.3g} (tolerance atol {check['atol']}, "
+                   f"rtol {check['rtol']}): passed; {check['bytes']:,} bytes", err=True)
     click.echo(json.dumps(check, indent=2) if as_json else str(artifact))
+
+
+@cli.command()
+@click.argument("run", metavar="RUN_OR_ARTIFACT", type=click.Path())
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (the server has no authentication).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8501, show_default=True,
+              help="Port to listen on; 0 picks a free one.")
+@click.option("--name", help="Model name in the URLs (default: the run's recipe).")
+@click.option("--run", "artifact_run", type=click.Path(file_okay=False),
+              help="The run an artifact was exported from, for its input schema and class "
+              "names (default: the run folder the artifact lies in).")
+@click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Most examples run as one batch.")
+@click.option("--batch-window-ms", type=click.FloatRange(min=0), default=2.0,
+              show_default=True, help="How long the first request of a batch waits for others.")
+@click.option("--max-body-mb", type=click.FloatRange(min=0, min_open=True), default=8.0,
+              show_default=True, help="Largest request body accepted (413 above it).")
+@click.option("--unsafe", is_flag=True, help="Allow models that carry Python code (Lambda "
+              "layers) and legacy .h5 files: only for files you trust.")
+def serve(run, host, port, name, artifact_run, max_batch, batch_window_ms, max_body_mb, unsafe):
+    """Serve a run or exported artifact over HTTP (TensorFlow Serving's REST API).
+
+    Prints the model's URL, then answers GET URL (status), GET URL/metadata and
+    POST URL:predict with {"instances": [...]} until SIGTERM or Ctrl-C; requests in
+    flight then finish.
+    """
+    _start_tensorflow()
+    from kerasdl.serve import serve as run_server
+
+    run_server(run, host=host, port=port, name=name, run=artifact_run, max_batch=max_batch,
+               window_ms=batch_window_ms, max_body_mb=max_body_mb, unsafe=unsafe,
+               on_ready=lambda url: click.echo(url) or sys.stdout.flush())
 
 
 @cli.command()

@@ -51,26 +51,22 @@ def _fixed_hp(config):
     return hp
 
 
-def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size=None,
-             unsafe=False, skip_bad_files=None):
-    """Computes a trained model's metrics.
+def evaluation_batches(model, config, recipe, data=None, target=None, data_dir=None,
+                       split=None, batch_size=None, skip_bad_files=None):
+    """Reads the split to score, in a run's schema, batched by the run's pipeline.
 
     Args:
-        path: a run directory or a .keras model file.
-        data: data to evaluate on; by default the run's own data.
+        data, target, data_dir, skip_bad_files: other data than the run's own.
         split: `train`, `validation`, `test` or `all`; by default the test split of
             the run's data, or all of the given `data`.
-        skip_bad_files: leave out undecodable images of an image folder.
 
     Returns:
-        A dict of metric name to value, plus `examples` and `split`.
+        `(dataset, batches, split)`: the unbatched examples, the batched pipeline and the
+        split's name.
 
     Raises:
-        UsageError: for a model file without `data` or an unknown split.
+        UsageError: for an unknown split.
     """
-    model, config, recipe = load_run(path, unsafe)
-    if config is None and data is None:
-        raise UsageError("Evaluating a bare model file needs `--data`.")
     split = split or ("all" if data else "test")
     if split not in SPLITS:
         raise UsageError(f"`split` must be one of {', '.join(SPLITS)}. Received: split={split!r}")
@@ -91,6 +87,32 @@ def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size
                                        batch_size=base["batch_size"])
     else:
         batches = dataset.batch(base["batch_size"]).prefetch(-1)
+    return dataset, batches, split
+
+
+def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size=None,
+             unsafe=False, skip_bad_files=None):
+    """Computes a trained model's metrics.
+
+    Args:
+        path: a run directory or a .keras model file.
+        data: data to evaluate on; by default the run's own data.
+        split: `train`, `validation`, `test` or `all`; by default the test split of
+            the run's data, or all of the given `data`.
+        skip_bad_files: leave out undecodable images of an image folder.
+
+    Returns:
+        A dict of metric name to value, plus `examples` and `split`.
+
+    Raises:
+        UsageError: for a model file without `data` or an unknown split.
+    """
+    model, config, recipe = load_run(path, unsafe)
+    if config is None and data is None:
+        raise UsageError("Evaluating a bare model file needs `--data`.")
+    dataset, batches, split = evaluation_batches(
+        model, config, recipe, data=data, target=target, data_dir=data_dir, split=split,
+        batch_size=batch_size, skip_bad_files=skip_bad_files)
     with contextlib.redirect_stdout(sys.stderr):
         metrics = model.evaluate(batches, return_dict=True, verbose=0)
     examples = sum(1 for _ in dataset)

@@ -78,3 +78,85 @@ def test_a_failed_check_fails_the_command_and_keeps_the_evidence(cli, trained, t
                           "kept at")
     check = json.loads((tmp_path / "strict.tflite.check.json").read_text())
     assert check["passed"] is False and check["max_abs_diff"] > 0
+
+
+@pytest.fixture(scope="module")
+def cnn_run(tmp_path_factory):
+    """A default CNN trained long enough that quantization error shows in its accuracy."""
+    from click.testing import CliRunner
+
+    from kerasdl.cli import cli
+
+    run = tmp_path_factory.mktemp("quantize") / "cnn"
+    result = CliRunner().invoke(cli, ["train", "cnn", "--epochs", "3", "--output", str(run)])
+    assert result.exit_code == 0, result.stderr
+    return run
+
+
+def _evaluate(cli, *args):
+    result = cli("evaluate", *args, "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("method, most_ratio, points", [
+    ("dynamic", 0.4, 0.02), ("float16", 0.6, 0.005), ("int8", 0.4, 0.02)])
+def test_quantized_tflite_is_smaller_and_scored_in_litert(cli, cnn_run, method, most_ratio,
+                                                          points):
+    result = cli("export", cnn_run, "--format", "tflite", "--quantize", method, "--json")
+    assert result.exit_code == 0, result.stderr
+    check = json.loads(result.stdout)
+    artifact = cnn_run / "export" / f"model-{method}.tflite"
+    assert check["artifact"] == str(artifact) and check["bytes"] == artifact.stat().st_size
+    found = check["quantization"]
+    assert found["method"] == method and found["bytes"] <= most_ratio * found["float_bytes"]
+    float_accuracy = _evaluate(cli, cnn_run)["accuracy"]
+    assert found["float_metrics"]["accuracy"] == pytest.approx(float_accuracy)
+    assert abs(found["metrics"]["accuracy"] - float_accuracy) <= points
+    # The artifact scored on its own, in LiteRT, gives the figures the export reported.
+    scored = _evaluate(cli, artifact)
+    assert scored["runtime"].startswith("ai-edge-litert") and scored["examples"] == 360
+    assert scored["accuracy"] == pytest.approx(found["metrics"]["accuracy"])
+    assert "Quantized" in result.stderr and "Test split: accuracy" in result.stderr
+
+
+def test_keras_int8_quantizes_the_dense_layers_only(cli, cnn_run):
+    import keras
+
+    result = cli("export", cnn_run, "--format", "keras", "--quantize", "int8", "--json")
+    assert result.exit_code == 0, result.stderr
+    found = json.loads(result.stdout)["quantization"]
+    model = keras.saving.load_model(cnn_run / "model.keras")
+    dense = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert dense and sorted(found["int8_layers"]) == sorted(dense)
+    quantized = keras.saving.load_model(cnn_run / "export" / "model-int8.keras")
+    assert {layer.name for layer in quantized.layers
+            if layer.dtype_policy.name.startswith("int8")} == set(dense)
+    scored = _evaluate(cli, cnn_run / "export" / "model-int8.keras", "--run", cnn_run)
+    assert scored["runtime"].startswith("keras")
+    assert abs(scored["accuracy"] - found["float_metrics"]["accuracy"]) <= 0.02
+
+
+@pytest.mark.parametrize("fmt", ["saved_model", "tflite", "onnx"])
+def test_a_float_artifact_scores_what_its_run_scores(cli, cnn_run, tmp_path, fmt):
+    out = tmp_path / ARTIFACTS[fmt]
+    assert cli("export", cnn_run, "--format", fmt, "--output", out).exit_code == 0
+    expected = _evaluate(cli, cnn_run)
+    scored = _evaluate(cli, out, "--run", cnn_run)
+    assert scored["accuracy"] == pytest.approx(expected["accuracy"])
+    assert scored["loss"] == pytest.approx(expected["loss"], abs=1e-4)
+    assert scored["examples"] == expected["examples"] and scored["split"] == "test"
+    on_train = _evaluate(cli, out, "--run", cnn_run, "--split", "train")
+    assert on_train["examples"] == 1077
+
+
+def test_quantize_and_artifact_mistakes_are_one_line_errors(cli, cnn_run, tmp_path):
+    assert_one_line_error(cli("export", cnn_run, "--format", "onnx", "--quantize", "int8"), 2,
+                          "does not apply to --format onnx", "--format tflite --quantize")
+    assert_one_line_error(cli("export", cnn_run, "--format", "keras", "--quantize", "float16"),
+                          2, "does not apply to --format keras")
+    stray = tmp_path / "stray.tflite"
+    assert cli("export", cnn_run, "--format", "tflite", "--output", stray).exit_code == 0
+    assert_one_line_error(cli("evaluate", stray), 2, "--run RUN")
+    assert_one_line_error(cli("evaluate", tmp_path / "stray.tflite.check.json", "--run",
+                              cnn_run), 1, "Not a model artifact")
