@@ -31,6 +31,7 @@ from kerasdl import plots
 from kerasdl import pretrained
 from kerasdl import runs
 from kerasdl.data import load_data
+from kerasdl.settings import check_fits
 from kerasdl.errors import RunError
 from kerasdl.errors import UsageError
 from kerasdl.registry import load_recipe
@@ -232,11 +233,13 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
     seed_everything(settings["seed"])
     splits = load_data(settings["data"], recipe.TASK, settings)
     splits.spec = model_spec(splits, settings)
+    check_fits(settings, splits)  # an impossible batch or image size
     meta = _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials,
                         objective_from(objective, recipe), directory)
     meta_file = directory / "search.json"
     if meta_file.exists() and not overwrite:
-        old = json.loads(meta_file.read_text())
+        old = runs.read_json(meta_file, ("recipe", "settings"), "pass --overwrite to start "
+                             "the search afresh, or restore the file from a backup")
         changed = _differences(old, meta)
         if changed:
             raise UsageError(
