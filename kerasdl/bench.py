@@ -15,8 +15,8 @@ import tensorflow as tf
 
 from kerasdl import devices
 from kerasdl.data import load_data
-from kerasdl.settings import check_fits
 from kerasdl.registry import load_recipe
+from kerasdl.settings import check_fits
 from kerasdl.training import build
 from kerasdl.training import model_spec
 from kerasdl.training import seed_everything

@@ -57,6 +57,12 @@ def _results_only():
         stdout = open(duplicate, "w", encoding=sys.stdout.encoding or "utf-8",
                       errors="replace", closefd=False)
     _RESULTS = stdout
+    saved_stderr = sys.stderr
+    from kerasdl.progress import Uncoloured
+    from kerasdl.progress import colour_allowed
+
+    if not colour_allowed():  # NO_COLOR, or a log file: no ANSI codes
+        sys.stderr = Uncoloured(sys.stderr)
     sys.stdout = sys.stderr
     try:
         yield
@@ -65,6 +71,7 @@ def _results_only():
             sys.stderr.flush()
             stdout.flush()
         finally:
+            sys.stderr = saved_stderr
             _RESULTS, sys.stdout = saved
             if duplicate is not None:
                 stdout.close()

@@ -109,8 +109,8 @@ def _constant_nodes(tree):
 def _objective(node):
     """Reads `OBJECTIVE` as `{"name", "direction"}`, the way Keras Tuner reads it.
 
-    A plain metric name gets Keras Tuner's inferred direction: `max` for accuracy,
-    AUC, precision and recall, `min` for the rest (losses, errors).
+    A plain metric name gets the direction `kerasdl tune` gives it: `max` for
+    accuracy and AUC, `min` for the rest (losses, errors).
     """
     if node is None:
         return {"name": "?", "direction": "?"}
@@ -118,10 +118,9 @@ def _objective(node):
         args = dict(zip(("name", "direction"), (_literal(arg) for arg in node.args)))
         args.update({keyword.arg: _literal(keyword.value) for keyword in node.keywords})
         return {"name": args.get("name", "?"), "direction": args.get("direction", "?")}
-    name = _literal(node)
-    name = str(name)
-    maximised = ("acc", "auc", "precision", "recall")
-    direction = "max" if any(word in name.removeprefix("val_") for word in maximised) else "min"
+    name = str(_literal(node))
+    # The rule of `kerasdl.tuning.objective_from`, which the search uses.
+    direction = "max" if "acc" in name or "auc" in name else "min"
     return {"name": name, "direction": direction}
 
 

@@ -173,7 +173,7 @@ def check(settings):
 
 
 def check_data(settings, info=None):
-    """Checks the data argument before TensorFlow starts (exit 2 for a bad one).
+    """Checks the data argument and `--set` values before TensorFlow starts (exit 2).
 
     A path that does not exist, an embedded name that is not one, and `target` with
     data that has no columns (an image folder, TFDS or an embedded image set) are
@@ -181,7 +181,7 @@ def check_data(settings, info=None):
 
     Args:
         settings: resolved settings (reads `data` and `target`).
-        info: the recipe's `registry.recipe_info`, when the data is the recipe's default.
+        info: the recipe's `registry.recipe_info`: its search space checks `set`.
 
     Raises:
         UsageError: naming the data and what would be valid.
@@ -208,6 +208,11 @@ def check_data(settings, info=None):
         kind = "an image folder" if Path(data).is_dir() else f"image data ({data})"
         raise UsageError(f"`--target` names a column of a CSV file, but {data!r} is {kind}: "
                          f"its classes are its labels. Received: --target {target}")
+    if info is not None:  # the recipe's search space, read without TensorFlow
+        from kerasdl.hparams import check_overrides
+
+        check_overrides(settings.get("set") or {}, info["search_space"])
+        check_epoch_parameters(settings, info["search_space"])
 
 
 def available_memory():

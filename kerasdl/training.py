@@ -24,13 +24,14 @@ from kerasdl import distributed
 from kerasdl import hparams
 from kerasdl import plots
 from kerasdl import pretrained
+from kerasdl import progress
 from kerasdl import runs
 from kerasdl.data import load_data
-from kerasdl.settings import check_fits
 from kerasdl.errors import KerasdlError
 from kerasdl.errors import UsageError
 from kerasdl.registry import load_recipe
 from kerasdl.settings import DEFAULT_STEPS_PER_EXECUTION
+from kerasdl.settings import check_fits
 
 
 class NonFiniteLoss(KerasdlError):
@@ -452,7 +453,8 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
     fit = getattr(recipe, "fit", None)
     returned = None
     # Progress bars on a terminal, one line per epoch in logs.
-    verbose = 1 if sys.stderr.isatty() else 2
+    verbose = progress.verbosity()
+    callbacks.append(progress.callback())
     start = time.perf_counter()
     # Keras prints progress to stdout; stdout is kept for results (the run path).
     with contextlib.redirect_stdout(sys.stderr):

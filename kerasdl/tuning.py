@@ -29,12 +29,13 @@ from kerasdl import devices
 from kerasdl import hparams
 from kerasdl import plots
 from kerasdl import pretrained
+from kerasdl import progress
 from kerasdl import runs
 from kerasdl.data import load_data
-from kerasdl.settings import check_fits
 from kerasdl.errors import RunError
 from kerasdl.errors import UsageError
 from kerasdl.registry import load_recipe
+from kerasdl.settings import check_fits
 from kerasdl.training import apply_execution_settings
 from kerasdl.training import model_spec
 from kerasdl.training import pipelines
@@ -262,7 +263,7 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
     return meta, recipe, splits
 
 
-def run_search(meta, recipe, splits, verbose=1):
+def run_search(meta, recipe, splits, verbose=None):
     """Runs (or continues) the search in this process, as Keras Tuner's worker or alone.
 
     The `device`, `mixed_precision`, `jit` and `strategy` settings apply to every trial;
@@ -276,7 +277,8 @@ def run_search(meta, recipe, splits, verbose=1):
                            strategy=strategy if accelerator["replicas"] > 1 else None)
         # Keras Tuner reports progress on stdout; stdout is kept for results.
         with contextlib.redirect_stdout(sys.stderr):
-            tuner.search(epochs=meta["settings"]["epochs"], verbose=verbose)
+            tuner.search(epochs=meta["settings"]["epochs"], callbacks=[progress.callback()],
+                         verbose=progress.verbosity() if verbose is None else verbose)
     finally:
         devices.reset_precision()
     return tuner
