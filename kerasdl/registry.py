@@ -131,7 +131,7 @@ def _name_of(func):
 
 
 # What Keras Tuner gives a hyperparameter whose call leaves an argument out.
-_KT_DEFAULTS = {"Int": {"step": None, "sampling": "linear"},
+_KT_DEFAULTS = {"Int": {"step": 1, "sampling": "linear"},
                 "Float": {"step": None, "sampling": "linear"}}
 
 

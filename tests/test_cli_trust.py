@@ -256,7 +256,7 @@ def test_impossible_arguments_are_refused_with_the_reason(cli, tmp_path):
     result = cli("train", "cnn", "--batch-size", "100000", "--output", tmp_path / "run")
     line = assert_one_line_error(result, 2, "`batch_size` must be at most", "of digits",
                                  "batch_size=100000")
-    assert "1,078" in line  # digits' training split
+    assert "1,077" in line  # digits' training split
     huge = cli("train", "vgg16", "--image-size", "30000", "--weights", "none",
                "--output", tmp_path / "run2")
     assert_one_line_error(huge, 2, "`image_size` 30000x30000 needs at least", "available",
