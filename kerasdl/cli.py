@@ -775,7 +775,7 @@ def export(run, fmt, output, force, unsafe, as_json):
     from kerasdl.export import export as export_model
 
     artifact, check = export_model(run, fmt, output=output, force=force, unsafe=unsafe)
-    _result(f"Checked in {check['runtime']} on {check['examples']} test inputs: largest "
+    click.echo(f"Checked in {check['runtime']} on {check['examples']} test inputs: largest "
                f"difference {check['max_abs_diff']:.3g} (tolerance atol {check['atol']}, "
                f"rtol {check['rtol']}): passed", err=True)
     _result(json.dumps(check, indent=2) if as_json else str(artifact))

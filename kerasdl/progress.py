@@ -9,8 +9,8 @@ import os
 import re
 import sys
 
-# ANSI "select graphic rendition" sequences: colours and bold.
-COLOUR_CODES = re.compile(r"\x1b\[[0-9;]*m")
+# ANSI control sequences: colours and bold ("\x1b[1m"), erase line ("\x1b[2K"), ...
+COLOUR_CODES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def on_terminal():
