@@ -64,3 +64,19 @@ def callback():
             super()._update_progbar(batch, logs)
 
     return Progress()
+
+
+def trial_line(trial, oracle, seconds):
+    """One line for a finished Keras Tuner trial, for logs (instead of its tables).
+
+    For example `Trial 3/8 completed in 4.2s: val_accuracy 0.9312 (best 0.9455)`.
+    """
+    number = len(oracle.trials)
+    total = getattr(oracle, "max_trials", None)
+    counter = f"{number}/{total}" if total and total >= number else str(number)
+    name = oracle.objective.name
+    score = "no score" if trial.score is None else f"{name} {trial.score:.4g}"
+    best = oracle.get_best_trials(1)
+    best = f" (best {best[0].score:.4g})" if best and best[0].score is not None else ""
+    status = str(getattr(trial.status, "value", trial.status)).lower()
+    return f"Trial {counter} {status} in {seconds:.1f}s: {score}{best}"

@@ -104,6 +104,11 @@ def _tuner_class(kind):
         keeps them; its trial count is bounded by `--epochs` and its factor.
         """
 
+        def on_search_begin(self):
+            super().on_search_begin()
+            if not progress.on_terminal():
+                self.oracle.verbose = 0  # logs get one line per trial, not Keras Tuner's tables
+
         def on_trial_begin(self, trial):
             super().on_trial_begin(trial)
             self._trial_start = time.perf_counter()
@@ -111,6 +116,9 @@ def _tuner_class(kind):
         def on_trial_end(self, trial):
             seconds = time.perf_counter() - getattr(self, "_trial_start", time.perf_counter())
             super().on_trial_end(trial)
+            if not progress.on_terminal():
+                print(progress.trial_line(self.oracle.get_trial(trial.trial_id), self.oracle,
+                                          seconds), file=sys.stderr, flush=True)
             folder = Path(self.project_dir) / f"trial_{trial.trial_id}"
             runs.write_json(folder / "kerasdl_trial.json", {"wall_seconds": round(seconds, 3)})
             if kind != "hyperband":

@@ -391,3 +391,17 @@ def test_data_help_lists_every_embedded_data_set_and_recipes_complete(cli, tmp_p
                             env={**os.environ, "_KERASDL_COMPLETE": "zsh_source"},
                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert "compdef" in source.stdout
+
+
+def test_tune_off_a_terminal_logs_one_line_per_trial_with_a_true_counter(cli, tmp_path):
+    args = ("tune", "perceptron", "--epochs", "1", "--set", "learning_rate=0.01", "--set",
+            "optimizer=adam", "--output", tmp_path / "search", "--no-retrain")
+    first = cli(*args, "--max-trials", "2")
+    assert first.exit_code == 0, first.stderr
+    trials = [line for line in first.stderr.splitlines() if line.startswith("Trial ")]
+    assert [line.split()[1] for line in trials] == ["1/2", "2/2"], first.stderr
+    assert "completed in" in trials[0] and "val_accuracy" in trials[0]
+    assert "Search: Running Trial" not in first.stderr and "\x1b[" not in first.stderr
+    more = cli(*args, "--max-trials", "3")  # continues the search: one more trial
+    trials = [line for line in more.stderr.splitlines() if line.startswith("Trial ")]
+    assert [line.split()[1] for line in trials] == ["3/3"], more.stderr
