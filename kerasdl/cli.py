@@ -32,6 +32,7 @@ def _start_tensorflow():
 # reach stdout (Keras' progress and downloads, Keras Tuner's trial reports, TFDS,
 # print() in a library, C code writing to file descriptor 1) goes to stderr instead.
 _RESULTS = None
+_RESULTS_DESCRIPTOR = None  # a duplicate of the real stdout's descriptor, while redirected
 
 
 def _result(message="", nl=True):
@@ -40,23 +41,37 @@ def _result(message="", nl=True):
 
 
 @contextlib.contextmanager
+def _children_print_results():
+    """Gives child processes that print this command's results the real stdout."""
+    if _RESULTS_DESCRIPTOR is None:
+        yield
+        return
+    sys.stderr.flush()
+    os.dup2(_RESULTS_DESCRIPTOR, 1)
+    try:
+        yield
+    finally:
+        os.dup2(2, 1)
+
+
+@contextlib.contextmanager
 def _results_only():
     """Sends stdout to stderr for the duration of a command, except `_result()`."""
-    global _RESULTS
-    saved = (_RESULTS, sys.stdout)
+    global _RESULTS, _RESULTS_DESCRIPTOR
+    saved = (_RESULTS, sys.stdout, _RESULTS_DESCRIPTOR)
     stdout = sys.stdout
     duplicate = None
     try:
-        descriptor = stdout.fileno()
+        descriptors = (stdout.fileno(), sys.stderr.fileno())
     except (AttributeError, OSError, ValueError):  # captured (tests): no descriptor
-        descriptor = None
-    if descriptor == 1:
+        descriptors = None
+    if descriptors == (1, 2):
         stdout.flush()
         duplicate = os.dup(1)
-        os.dup2(sys.stderr.fileno(), 1)
+        os.dup2(2, 1)
         stdout = open(duplicate, "w", encoding=sys.stdout.encoding or "utf-8",
                       errors="replace", closefd=False)
-    _RESULTS = stdout
+    _RESULTS, _RESULTS_DESCRIPTOR = stdout, duplicate
     saved_stderr = sys.stderr
     from kerasdl.progress import Uncoloured
     from kerasdl.progress import colour_allowed
@@ -72,7 +87,7 @@ def _results_only():
             stdout.flush()
         finally:
             sys.stderr = saved_stderr
-            _RESULTS, sys.stdout = saved
+            _RESULTS, sys.stdout, _RESULTS_DESCRIPTOR = saved
             if duplicate is not None:
                 stdout.close()
                 os.dup2(duplicate, 1)
@@ -424,7 +439,9 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
                 check_output(output)
             from kerasdl import distributed
 
-            sys.exit(distributed.launch(sys.argv[1:], workers))
+            with _children_print_results():  # worker 0 prints the run's path
+                code = distributed.launch(sys.argv[1:], workers)
+            sys.exit(code)
     if resume:
         if recipe or any((data, target, data_dir, image_size, classes, train_examples, weights,
                           epochs,
