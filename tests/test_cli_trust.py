@@ -302,6 +302,11 @@ def test_damaged_files_are_named(cli, tmp_path):
     (tmp_path / "search" / "search.json").write_text("{not json")
     assert_one_line_error(cli("show", tmp_path / "search"), 1,
                           str(tmp_path / "search" / "search.json"), "is damaged", "--overwrite")
+    resumed = cli("tune", "perceptron", "--max-trials", "1", "--epochs", "1", "--output",
+                  tmp_path / "search")
+    assert_one_line_error(resumed, 1, str(tmp_path / "search" / "search.json"), "is damaged",
+                          "--overwrite")
+    assert (tmp_path / "search" / "search.json").read_text() == "{not json"
 
 
 def test_progress_off_a_terminal_has_no_colour_and_a_line_per_epoch(tmp_path):
