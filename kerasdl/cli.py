@@ -259,8 +259,8 @@ def list_command(runs_root, as_json):
     infos = [registry.recipe_info(name) for name in registry.list_recipes()]
     if as_json:
         _result(json.dumps([{key: info[key] for key in
-                                ("name", "task", "defaults", "description")} for info in infos],
-                              indent=2))
+                             ("name", "task", "defaults", "description")} for info in infos],
+                           indent=2))
         return
     rows = [(info["name"], info["task"], info["defaults"].get("data", "-"), info["description"])
             for info in infos]
@@ -322,7 +322,7 @@ def _show_search(directory, as_json, top=10):
         _result(done.head(top).to_json(orient="records", indent=2))
         return
     _result(f"Search of {meta['recipe']} with the {meta['tuner']} tuner: {len(done)} of "
-               f"{len(frame)} trials completed; {objective} ({meta['objective']['direction']}).")
+            f"{len(frame)} trials completed; {objective} ({meta['objective']['direction']}).")
     columns = ["trial_id", objective, "best_epoch", "wall_seconds"] + [
         p["name"] for p in meta["search_space"] if p["name"] in done.columns]
     rows = [[_format(row[c]) for c in columns] for _, row in done.head(top).iterrows()]
@@ -355,9 +355,9 @@ def _show_params(recipe, as_json):
         _result(json.dumps({"layers": rows, "total": model.count_params()}, indent=2))
         return
     _result(_table([(r["layer"], r["type"], r["formula"], f"{r['count']:,}") for r in rows],
-                      ("LAYER", "TYPE", "WEIGHTS AND BIASES", "COUNT")))
+                   ("LAYER", "TYPE", "WEIGHTS AND BIASES", "COUNT")))
     _result(f"\nTotal: {sum(r['count'] for r in rows):,} by the formulas; Keras counts "
-               f"{model.count_params():,} (the default model on {resolved['data']}).")
+            f"{model.count_params():,} (the default model on {resolved['data']}).")
 
 
 @cli.command()
@@ -391,10 +391,10 @@ def show(recipe, params, as_json):
     rows = [(p["name"], p["type"], _domain(p), p.get("default", p.get("value", "")))
             for p in info["search_space"]]
     _result("  " + _table(rows, ("NAME", "TYPE", "RANGE / CHOICES", "DEFAULT"))
-               .replace("\n", "\n  "))
+            .replace("\n", "\n  "))
     if info["parameters"] is not None:
         _result(f"\nDefault model: {info['parameters']:,} parameters "
-                   f"(on {info['defaults'].get('data', 'its default data')})")
+                f"(on {info['defaults'].get('data', 'its default data')})")
 
 
 @cli.command()
