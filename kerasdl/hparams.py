@@ -141,15 +141,20 @@ def check_overrides(overrides, search_space):
 
     Args:
         overrides: dict of name -> raw value (`parse_assignments`).
-        search_space: rows of `kerasdl.registry.recipe_info(...)["search_space"]`.
-            Names it does not list are checked later, against the built model's space.
+        search_space: rows of `kerasdl.registry.recipe_info(...)["search_space"]`, which
+            the contract test holds equal to the space building the recipe declares.
 
     Raises:
-        UsageError: for a value outside its hyperparameter's range or choices.
+        UsageError: for an unknown name (listing the valid names), or a value outside
+            its hyperparameter's range or choices.
     """
     rows = {row["name"]: row for row in search_space}
     for name, raw in overrides.items():
         row = rows.get(name)
+        if row is None and rows:
+            raise UsageError(
+                f"Unknown hyperparameter: {name!r}. Valid names: {', '.join(sorted(rows))}"
+            )
         if row is None or row["type"] == "Fixed":
             continue
         values = row.get("values")

@@ -220,7 +220,7 @@ def test_usage_errors_exit_2_before_tensorflow_is_imported(tmp_path):
                  ["generate", "missing", "--output", "images"],
                  ["train", "cnn", "--data", "folder_that_is_not_there"],
                  ["train", "cnn", "--target", "label"],
-                 ["tune", "cnn", "--set", "filters=1000"],
+                 ["tune", "cnn", "--set", "filters=1000"], ["train", "cnn", "--set", "filterz=1"],
                  ["train", "mobilenet", "--epochs", "3", "--set", "head_epochs=5"],
                  ["train", "nope"], ["show", "nope"], ["train", "cnn", "--epochs", "zero"]):
         line, stderr, seconds = run(*args)
