@@ -16,6 +16,7 @@ import tensorflow as tf
 from kerasdl import devices
 from kerasdl.data import load_data
 from kerasdl.registry import load_recipe
+from kerasdl.settings import check_fits
 from kerasdl.training import build
 from kerasdl.training import model_spec
 from kerasdl.training import seed_everything
@@ -87,6 +88,7 @@ def bench(recipe_name, settings, steps=50, repeats=3):
     seed_everything(settings["seed"])
     splits = load_data(settings["data"], recipe.TASK, settings)
     splits.spec = model_spec(splits, settings)
+    check_fits(settings, splits)  # an impossible batch or image size
     strategy, accelerator = devices.configure(settings)
     try:
         model, hp = build(recipe, splits.spec, settings, splits.train, strategy)

@@ -6,6 +6,7 @@ TensorFlow is imported only inside the commands that need it, so `--help`,
 `list`, `show` and `copy` answer at once.
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -27,13 +28,89 @@ def _start_tensorflow():
     start_tensorflow()
 
 
+# Where results go while a command runs: the real stdout. Everything else that would
+# reach stdout (Keras' progress and downloads, Keras Tuner's trial reports, TFDS,
+# print() in a library, C code writing to file descriptor 1) goes to stderr instead.
+_RESULTS = None
+_RESULTS_DESCRIPTOR = None  # a duplicate of the real stdout's descriptor, while redirected
+
+
+def _result(message="", nl=True):
+    """Prints a result (a path, table, CSV or JSON) on stdout."""
+    click.echo(message, file=_RESULTS or sys.stdout, nl=nl)
+
+
+@contextlib.contextmanager
+def _children_print_results():
+    """Gives child processes that print this command's results the real stdout."""
+    if _RESULTS_DESCRIPTOR is None:
+        yield
+        return
+    sys.stderr.flush()
+    os.dup2(_RESULTS_DESCRIPTOR, 1)
+    try:
+        yield
+    finally:
+        os.dup2(2, 1)
+
+
+@contextlib.contextmanager
+def _results_only():
+    """Sends stdout to stderr for the duration of a command, except `_result()`."""
+    global _RESULTS, _RESULTS_DESCRIPTOR
+    saved = (_RESULTS, sys.stdout, _RESULTS_DESCRIPTOR)
+    stdout = sys.stdout
+    duplicate = None
+    try:
+        descriptors = (stdout.fileno(), sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):  # captured (tests): no descriptor
+        descriptors = None
+    if descriptors == (1, 2):
+        stdout.flush()
+        duplicate = os.dup(1)
+        os.dup2(2, 1)
+        stdout = open(duplicate, "w", encoding=sys.stdout.encoding or "utf-8",
+                      errors="replace", closefd=False)
+    _RESULTS, _RESULTS_DESCRIPTOR = stdout, duplicate
+    saved_stderr = sys.stderr
+    from kerasdl.progress import Uncoloured
+    from kerasdl.progress import colour_allowed
+
+    if not colour_allowed():  # NO_COLOR, or a log file: no ANSI codes
+        sys.stderr = Uncoloured(sys.stderr)
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        try:
+            sys.stderr.flush()
+            stdout.flush()
+        finally:
+            sys.stderr = saved_stderr
+            _RESULTS, sys.stdout, _RESULTS_DESCRIPTOR = saved
+            if duplicate is not None:
+                stdout.close()
+                os.dup2(duplicate, 1)
+                os.close(duplicate)
+
+
+class KerasdlCommand(click.Command):
+    """A command whose stdout carries its results only (see `_results_only`)."""
+
+    def invoke(self, ctx):
+        with _results_only():
+            return super().invoke(ctx)
+
+
 class KerasdlGroup(click.Group):
     """A Click group that reports every error as one line on stderr, with no traceback.
 
     Usage errors (Click's and `kerasdl.errors.UsageError`) exit 2, other
-    `KerasdlError`s their `exit_code`, anything unexpected 1; set KERASDL_DEBUG=1
-    to see the traceback of an unexpected error.
+    `KerasdlError`s their `exit_code`, anything unexpected 1, Ctrl-C 130; set
+    KERASDL_DEBUG=1 to see the traceback of an unexpected error.
     """
+
+    command_class = KerasdlCommand
 
     def main(self, args=None, prog_name=None, **kwargs):
         kwargs["standalone_mode"] = False
@@ -44,8 +121,8 @@ class KerasdlGroup(click.Group):
             _fail(f"{error.format_message().rstrip('.')}.{hint}", 2)
         except click.ClickException as error:
             _fail(error.format_message(), error.exit_code)
-        except click.exceptions.Abort:
-            _fail("Aborted.", 130)
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            _fail("Interrupted.", 130)
         except KerasdlError as error:
             _fail(str(error), error.exit_code)
         except Exception as error:
@@ -61,12 +138,22 @@ def _fail(message, code):
     sys.exit(code)
 
 
+def _complete_recipes(ctx, param, incomplete):
+    """Shell completion of a RECIPE argument: the recipe names."""
+    return [name for name in registry.list_recipes() if name.startswith(incomplete)]
+
+
+def _existing(path, what):
+    """Checks before TensorFlow starts that a path the command reads exists (exit 2)."""
+    if path is not None and "://" not in str(path) and not Path(path).exists():
+        raise UsageError(f"{what} not found: {str(path)!r}.")
+
+
 # Options shared by several commands, declared once.
 def _data_options(command):
     for option in reversed([
-        click.option("--data", help="Embedded data set (digits, shapes, auto_mpg, diabetes, "
-                     "seasonal, patterns), tfds:NAME, a CSV file or an image folder (one sub-folder per "
-                     "class)."),
+        click.option("--data", help=f"Embedded data set ({', '.join(registry.data_sets())}), "
+                     "tfds:NAME, a CSV file or an image folder (one sub-folder per class)."),
         click.option("--target", help="Column to predict in a CSV file."),
         click.option("--data-dir", type=click.Path(file_okay=False),
                      help="Folder of TensorFlow Datasets data (for tfds:NAME)."),
@@ -166,22 +253,39 @@ def list_command(runs_root, as_json):
 
         found = list_runs(runs_root)
         if as_json:
-            click.echo(json.dumps(found, indent=2))
+            _result(json.dumps(found, indent=2))
             return
         rows = [(run["path"], run["recipe"], run["status"], run["created"],
                  ", ".join(f"{k} {v:.4g}" for k, v in run["test"].items()) or "-")
                 for run in found]
-        click.echo(_table(rows, ("RUN", "RECIPE", "STATUS", "CREATED", "TEST")))
+        _result(_table(rows, ("RUN", "RECIPE", "STATUS", "CREATED", "TEST")))
         return
     infos = [registry.recipe_info(name) for name in registry.list_recipes()]
     if as_json:
-        click.echo(json.dumps([{key: info[key] for key in
-                                ("name", "task", "defaults", "description")} for info in infos],
-                              indent=2))
+        _result(json.dumps([{key: info[key] for key in
+                             ("name", "task", "defaults", "description")} for info in infos],
+                           indent=2))
         return
     rows = [(info["name"], info["task"], info["defaults"].get("data", "-"), info["description"])
             for info in infos]
-    click.echo(_table(rows, ("NAME", "TASK", "DEFAULT DATA", "DESCRIPTION")))
+    _result(_table(rows, ("NAME", "TASK", "DEFAULT DATA", "DESCRIPTION")))
+
+
+def _read_json(path):
+    """Reads a JSON file kerasdl wrote, naming it when it is damaged."""
+    from kerasdl.runs import read_json
+
+    return read_json(path)
+
+
+def _print_run(run_dir, as_json):
+    """Prints a finished run: its path, or with `--json` its path and metrics."""
+    if not as_json:
+        _result(str(run_dir))
+        return
+    metrics_path = Path(run_dir) / "metrics.json"
+    metrics = _read_json(metrics_path) if metrics_path.is_file() else {}
+    _result(json.dumps({"run": str(run_dir), "metrics": metrics}, indent=2))
 
 
 def _domain(param):
@@ -194,7 +298,8 @@ def _domain(param):
             text += f" ({param['sampling']})"
         return text
     if kind == "Choice":
-        return ", ".join(map(str, param.get("values", [])))
+        values = param.get("values", [])
+        return ", ".join(map(str, values)) if isinstance(values, list) else str(values)
     if kind == "Boolean":
         return "true, false"
     return str(param.get("value"))
@@ -203,7 +308,12 @@ def _domain(param):
 def _show_search(directory, as_json, top=10):
     import pandas as pd
 
-    meta = json.loads((directory / "search.json").read_text())
+    from kerasdl.runs import read_json
+
+    meta = read_json(directory / "search.json", ("recipe", "tuner", "objective",
+                                                 "search_space"),
+                     "run `kerasdl tune` with --overwrite to start the search afresh, or "
+                     "restore the file from a backup")
     results = directory / "results.csv"
     if not results.exists():
         raise KerasdlError(f"Search {str(directory)!r} has no results.csv yet; run "
@@ -213,14 +323,14 @@ def _show_search(directory, as_json, top=10):
     done = frame[frame["status"] == "COMPLETED"].sort_values(
         objective, ascending=meta["objective"]["direction"] == "min")
     if as_json:
-        click.echo(done.head(top).to_json(orient="records", indent=2))
+        _result(done.head(top).to_json(orient="records", indent=2))
         return
-    click.echo(f"Search of {meta['recipe']} with the {meta['tuner']} tuner: {len(done)} of "
-               f"{len(frame)} trials completed; {objective} ({meta['objective']['direction']}).")
+    _result(f"Search of {meta['recipe']} with the {meta['tuner']} tuner: {len(done)} of "
+            f"{len(frame)} trials completed; {objective} ({meta['objective']['direction']}).")
     columns = ["trial_id", objective, "best_epoch", "wall_seconds"] + [
         p["name"] for p in meta["search_space"] if p["name"] in done.columns]
     rows = [[_format(row[c]) for c in columns] for _, row in done.head(top).iterrows()]
-    click.echo(_table(rows, columns))
+    _result(_table(rows, columns))
 
 
 def _format(value):
@@ -246,16 +356,16 @@ def _show_params(recipe, as_json):
     model = module.build_model(keras_tuner.HyperParameters(), spec)
     rows = parameter_rows(model)
     if as_json:
-        click.echo(json.dumps({"layers": rows, "total": model.count_params()}, indent=2))
+        _result(json.dumps({"layers": rows, "total": model.count_params()}, indent=2))
         return
-    click.echo(_table([(r["layer"], r["type"], r["formula"], f"{r['count']:,}") for r in rows],
-                      ("LAYER", "TYPE", "WEIGHTS AND BIASES", "COUNT")))
-    click.echo(f"\nTotal: {sum(r['count'] for r in rows):,} by the formulas; Keras counts "
-               f"{model.count_params():,} (the default model on {resolved['data']}).")
+    _result(_table([(r["layer"], r["type"], r["formula"], f"{r['count']:,}") for r in rows],
+                   ("LAYER", "TYPE", "WEIGHTS AND BIASES", "COUNT")))
+    _result(f"\nTotal: {sum(r['count'] for r in rows):,} by the formulas; Keras counts "
+            f"{model.count_params():,} (the default model on {resolved['data']}).")
 
 
 @cli.command()
-@click.argument("recipe")
+@click.argument("recipe", shell_complete=_complete_recipes)
 @click.option("--params", is_flag=True, help="Each layer's weights and biases with the formula "
               "that gives the count (builds the default model: imports TensorFlow).")
 @json_option
@@ -272,25 +382,27 @@ def show(recipe, params, as_json):
         return
     info = registry.recipe_info(recipe)
     if as_json:
-        click.echo(json.dumps(info, indent=2, default=str))
+        _result(json.dumps(info, indent=2, default=str))
         return
-    click.echo(info["doc"])
-    click.echo(f"\nTask: {info['task']}    Objective: {info['objective']}")
-    click.echo("\nDefaults:")
+    _result(info["doc"])
+    objective = info["objective"]
+    _result(f"\nTask: {info['task']}    Objective: {objective['name']} "
+            f"({'maximised' if objective['direction'] == 'max' else 'minimised'})")
+    _result("\nDefaults:")
     for key, value in info["defaults"].items():
-        click.echo(f"  {key}: {value}")
-    click.echo("\nSearch space (`--set NAME=VALUE` pins one; `kerasdl tune` searches them):")
+        _result(f"  {key}: {value}")
+    _result("\nSearch space (`--set NAME=VALUE` pins one; `kerasdl tune` searches them):")
     rows = [(p["name"], p["type"], _domain(p), p.get("default", p.get("value", "")))
             for p in info["search_space"]]
-    click.echo("  " + _table(rows, ("NAME", "TYPE", "RANGE / CHOICES", "DEFAULT"))
-               .replace("\n", "\n  "))
+    _result("  " + _table(rows, ("NAME", "TYPE", "RANGE / CHOICES", "DEFAULT"))
+            .replace("\n", "\n  "))
     if info["parameters"] is not None:
-        click.echo(f"\nDefault model: {info['parameters']:,} parameters "
-                   f"(on {info['defaults'].get('data', 'its default data')})")
+        _result(f"\nDefault model: {info['parameters']:,} parameters "
+                f"(on {info['defaults'].get('data', 'its default data')})")
 
 
 @cli.command()
-@click.argument("recipe", required=False)
+@click.argument("recipe", required=False, shell_complete=_complete_recipes)
 @_data_options
 @_settings_options
 @click.option("--output", type=click.Path(), help="Run directory (new or empty folder).")
@@ -304,9 +416,10 @@ def show(recipe, params, as_json):
               help="Train as N local worker processes of one MultiWorkerMirroredStrategy "
               "cluster (a demonstration of training across machines).")
 @_device_options
+@json_option
 def train(recipe, data, target, data_dir, image_size, classes, train_examples, weights, epochs,
           batch_size, assignments, config_file, seed, output, exclude_classes, resume, workers,
-          **device_options):
+          as_json, **device_options):
     """Train RECIPE into a new run directory and print its path."""
     from kerasdl import hparams
     from kerasdl import settings
@@ -330,7 +443,9 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
                 check_output(output)
             from kerasdl import distributed
 
-            sys.exit(distributed.launch(sys.argv[1:], workers))
+            with _children_print_results():  # worker 0 prints the run's path
+                code = distributed.launch(sys.argv[1:], workers)
+            sys.exit(code)
     if resume:
         if recipe or any((data, target, data_dir, image_size, classes, train_examples, weights,
                           epochs,
@@ -344,7 +459,7 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
         _start_tensorflow()
         from kerasdl.training import train as train_recipe
 
-        click.echo(str(train_recipe(None, None, resume=resume)))
+        _print_run(train_recipe(None, None, resume=resume), as_json)
         return
     if not recipe:
         raise UsageError("Give a RECIPE to train (see `kerasdl list`), or `--resume RUN_DIR`.")
@@ -360,6 +475,7 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
                   **_device_settings(device_options),
                   "set": hparams.parse_assignments(assignments)}
     resolved = settings.resolve(info["defaults"], config, cli_values)
+    settings.check_data(resolved, info)
     if resolved.get("output"):
         from kerasdl.runs import check_output
 
@@ -369,11 +485,11 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
 
     run_dir = train_recipe(recipe, resolved, command="kerasdl " + " ".join(sys.argv[1:]))
     if run_dir is not None:  # None: a worker of a multi-worker run other than the chief
-        click.echo(str(run_dir))
+        _print_run(run_dir, as_json)
 
 
 @cli.command()
-@click.argument("recipe", required=False)
+@click.argument("recipe", required=False, shell_complete=_complete_recipes)
 @_data_options
 @_settings_options
 @click.option("--vary", "vary", multiple=True, metavar="NAME=V1,V2,...",
@@ -429,6 +545,7 @@ def compare(recipe, data, target, data_dir, image_size, classes, train_examples,
                   **_device_settings(device_options, "compare"),
                   "set": hparams.parse_assignments(assignments)}
     resolved = settings.resolve(defaults, config, cli_values)
+    settings.check_data(resolved, info)
     if output:
         from kerasdl.runs import check_output
 
@@ -438,12 +555,12 @@ def compare(recipe, data, target, data_dir, image_size, classes, train_examples,
                                       gradients=gradients, output=output,
                                       command="kerasdl " + " ".join(sys.argv[1:]))
     if as_json:
-        click.echo(json.dumps({"folder": str(folder),
+        _result(json.dumps({"folder": str(folder),
                                "variants": json.loads(frame.to_json(orient="records"))}, indent=2))
         return
     rows, headers = comparing.describe(frame)
-    click.echo(_table(rows, headers), err=True)
-    click.echo(str(folder))
+    _result(_table(rows, headers))
+    _result(str(folder))
 
 
 @cli.command()
@@ -455,7 +572,7 @@ def info(as_json):
 
     found = device_info()
     if as_json:
-        click.echo(json.dumps(found, indent=2))
+        _result(json.dumps(found, indent=2))
         return
     for key, value in found.items():
         if key == "physical_devices":
@@ -464,11 +581,11 @@ def info(as_json):
             value = ", ".join(value)
         elif key == "gpus":
             value = "; ".join(", ".join(f"{k}: {v}" for k, v in gpu.items()) for gpu in value) or "none"
-        click.echo(f"{key:17} {value}")
+        _result(f"{key:17} {value}")
 
 
 @cli.command()
-@click.argument("recipe")
+@click.argument("recipe", shell_complete=_complete_recipes)
 @_data_options
 @click.option("--batch-size", type=int, help="Batch size (default: the recipe's).")
 @click.option("--steps", type=click.IntRange(1, 100_000), default=50, show_default=True,
@@ -490,6 +607,7 @@ def bench(recipe, data, target, data_dir, batch_size, steps, repeats, assignment
         "data": data, "target": target, "data_dir": data_dir, "batch_size": batch_size,
         **_device_settings(device_options, "bench"),
         "set": hparams.parse_assignments(assignments)})
+    settings.check_data(resolved, info_)
     if "weights" in info_["defaults"] and resolved.get("weights") == "imagenet":
         resolved["weights"] = "none"  # speed does not depend on the weights' values
     _start_tensorflow()
@@ -497,7 +615,7 @@ def bench(recipe, data, target, data_dir, batch_size, steps, repeats, assignment
 
     figures = run_bench(recipe, resolved, steps=steps, repeats=repeats)
     if as_json:
-        click.echo(json.dumps(figures, indent=2))
+        _result(json.dumps(figures, indent=2))
         return
     rows = [
         ("training", f"{figures['train_samples_per_second']:,.1f} samples/s, "
@@ -513,11 +631,11 @@ def bench(recipe, data, target, data_dir, batch_size, steps, repeats, assignment
                    f"{figures['strategy']} ({figures['replicas']} replica(s)), "
                    f"jit {figures['jit']}, {figures['steps_per_execution']} steps/execution"),
     ]
-    click.echo(_table(rows, ("RECIPE " + recipe, "")))
+    _result(_table(rows, ("RECIPE " + recipe, "")))
 
 
 @cli.command()
-@click.argument("recipe")
+@click.argument("recipe", shell_complete=_complete_recipes)
 @_data_options
 @click.option("--tuner", type=click.Choice(["random", "bayesian", "hyperband", "grid"]),
               default="random", show_default=True, help="Keras Tuner search algorithm.")
@@ -538,11 +656,12 @@ def bench(recipe, data, target, data_dir, batch_size, steps, repeats, assignment
 @click.option("--worker-id", help="This worker's unique name, with --role worker.")
 @click.option("--no-retrain", is_flag=True, help="Skip retraining the best configuration.")
 @_device_options
+@json_option
 def tune(recipe, data, target, data_dir, tuner, max_trials, image_size, classes, train_examples,
          weights,
          epochs, batch_size, assignments,
          config_file, seed, objective, output, overwrite, workers, host, port, role, worker_id,
-         no_retrain, **device_options):
+         no_retrain, as_json, **device_options):
     """Search RECIPE's hyperparameters with Keras Tuner; print the search directory.
 
     Runs or continues the search, writes results.csv, best_hyperparameters.json and
@@ -561,6 +680,7 @@ def tune(recipe, data, target, data_dir, tuner, max_trials, image_size, classes,
                   **_device_settings(device_options, "tune"),
                   "set": hparams.parse_assignments(assignments)}
     resolved = settings.resolve(info["defaults"], config, cli_values)
+    settings.check_data(resolved, info)
     _start_tensorflow()
     from kerasdl.tuning import tune as run_tune
 
@@ -568,7 +688,16 @@ def tune(recipe, data, target, data_dir, tuner, max_trials, image_size, classes,
                          objective=objective, output=output, overwrite=overwrite,
                          workers=workers, host=host, port=port, retrain=not no_retrain,
                          role=role, worker_id=worker_id)
-    click.echo(str(directory))
+    if not as_json:
+        _result(str(directory))
+        return
+    found = {"directory": str(directory)}
+    for key, path in (("best", directory / "best_hyperparameters.json"),
+                      ("best_run", directory / "best" / "metrics.json")):
+        if path.is_file():
+            found[key] = _read_json(path) if key == "best" else {
+                "run": str(path.parent), "metrics": _read_json(path)}
+    _result(json.dumps(found, indent=2))
 
 
 @cli.command()
@@ -591,6 +720,12 @@ def evaluate(run, data, target, data_dir, skip_bad_files, split, batch_size, art
     Given an exported artifact (.tflite, .onnx, a SavedModel folder, or a .keras file
     with --run), score it in its own runtime on its run's test split.
     """
+    _existing(run, "Run folder, model file or artifact")
+    _existing(artifact_run, "Run folder")
+    if data is not None:
+        from kerasdl import settings
+
+        settings.check_data({"data": data, "target": target})
     _start_tensorflow()
     from kerasdl.evaluation import evaluate as evaluate_run
 
@@ -606,11 +741,11 @@ def evaluate(run, data, target, data_dir, skip_bad_files, split, batch_size, art
                                batch_size=batch_size, unsafe=unsafe,
                                skip_bad_files=skip_bad_files)
     if as_json:
-        click.echo(json.dumps(metrics, indent=2))
+        _result(json.dumps(metrics, indent=2))
         return
     rows = [(name, f"{value:.4f}" if isinstance(value, float) else value)
             for name, value in metrics.items()]
-    click.echo(_table(rows, ("METRIC", "VALUE")))
+    _result(_table(rows, ("METRIC", "VALUE")))
 
 
 @cli.command()
@@ -624,6 +759,8 @@ def evaluate(run, data, target, data_dir, skip_bad_files, split, batch_size, art
               "layers) and legacy .h5 files: only for files you trust.")
 def predict(run, input_path, output, force, skip_bad_files, unsafe):
     """Predict CSV rows, an image file or an image folder with a run or model (CSV out)."""
+    _existing(run, "Run folder or model file")
+    _existing(input_path, "Input")
     if output and Path(output).exists() and not force:
         raise UsageError(f"`--output` {output!r} exists; pass --force to overwrite it.")
     _start_tensorflow()
@@ -635,7 +772,7 @@ def predict(run, input_path, output, force, skip_bad_files, unsafe):
         runs.write_text(output, frame.to_csv(index=False))
         click.echo(f"Wrote {len(frame)} predictions to {output}", err=True)
     else:
-        click.echo(frame.to_csv(index=False), nl=False)
+        _result(frame.to_csv(index=False), nl=False)
 
 
 @cli.command()
@@ -650,12 +787,13 @@ def predict(run, input_path, output, force, skip_bad_files, unsafe):
               "layers) and legacy .h5 files: only for files you trust.")
 def generate(run, num_samples, output, seed, force, unsafe):
     """Generate images with a GAN run and write them as PNG files."""
+    _existing(run, "Run folder or model file")
     _start_tensorflow()
     from kerasdl.evaluation import generate as generate_images
 
     paths = generate_images(run, num_samples, output, seed=seed, force=force, unsafe=unsafe)
     click.echo(f"Wrote {len(paths)} images to {output}", err=True)
-    click.echo(str(output))
+    _result(str(output))
 
 
 @cli.command()
@@ -679,6 +817,8 @@ def export(run, fmt, output, quantize, force, unsafe, as_json):
     Reports the artifact's size; a quantized export also reports the float model's
     size and both models' test metrics, each scored in its own runtime.
     """
+    _existing(run, "Run folder or model file")
+    _check_export_output(output, fmt)
     if output and Path(output).exists() and not force:
         raise UsageError(f"{output!r} exists; pass --force to replace it.")
     _start_tensorflow()
@@ -709,7 +849,33 @@ def export(run, fmt, output, quantize, force, unsafe, as_json):
         click.echo(f"Checked in {check['runtime']} on {check['examples']} test inputs: largest "
                    f"difference {check['max_abs_diff']:.3g} (tolerance atol {check['atol']}, "
                    f"rtol {check['rtol']}): passed; {check['bytes']:,} bytes", err=True)
-    click.echo(json.dumps(check, indent=2) if as_json else str(artifact))
+    _result(json.dumps(check, indent=2) if as_json else str(artifact))
+
+
+# What an export's --output must end with, per format (saved_model: a folder, no suffix).
+EXPORT_SUFFIXES = {"keras": ".keras", "tflite": ".tflite", "onnx": ".onnx",
+                   "base": ".weights.h5", "saved_model": ""}
+
+
+def _check_export_output(output, fmt):
+    if not output:
+        return
+    name = Path(output).name
+    wanted = EXPORT_SUFFIXES[fmt]
+    known = [suffix for suffix in EXPORT_SUFFIXES.values() if suffix and name.endswith(suffix)]
+    if wanted and not name.endswith(wanted):
+        raise UsageError(f"`--output` for --format {fmt} must end with {wanted}. "
+                         f"Received: --output {output}")
+    if not wanted and known:
+        formats = [name for name, suffix in EXPORT_SUFFIXES.items() if suffix == known[-1]]
+        raise UsageError(f"`--output` for --format saved_model is a folder, not a {known[-1]} "
+                         f"file. Received: --output {output} (for that file give --format "
+                         f"{formats[0]})")
+
+
+def _print_url(url):
+    _result(url)
+    (_RESULTS or sys.stdout).flush()
 
 
 @cli.command()
@@ -737,25 +903,31 @@ def serve(run, host, port, name, artifact_run, max_batch, batch_window_ms, max_b
     POST URL:predict with {"instances": [...]} until SIGTERM or Ctrl-C; requests in
     flight then finish.
     """
+    _existing(run, "Run folder or artifact")
+    _existing(artifact_run, "Run folder")
     _start_tensorflow()
     from kerasdl.serve import serve as run_server
 
     run_server(run, host=host, port=port, name=name, run=artifact_run, max_batch=max_batch,
                window_ms=batch_window_ms, max_body_mb=max_body_mb, unsafe=unsafe,
-               on_ready=lambda url: click.echo(url) or sys.stdout.flush())
+               on_ready=_print_url)
 
 
 @cli.command()
-@click.argument("recipe")
+@click.argument("recipe", shell_complete=_complete_recipes)
 @click.argument("dest", type=click.Path())
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def copy(recipe, dest, force):
-    """Copy RECIPE's standalone file to DEST (a folder or a file name)."""
+    """Copy RECIPE's standalone file to DEST: a .py file name, or a folder (created)."""
     from kerasdl import runs
 
     source = registry.recipe_source(recipe)  # a packaged recipe's name, never a path
     target = Path(dest)
-    if target.is_dir() or dest.endswith(("/", os.sep)):
+    # A destination that is not a .py file is a folder, created when missing.
+    if target.is_dir() or dest.endswith(("/", os.sep)) or target.suffix != ".py":
+        if target.exists() and not target.is_dir():
+            raise UsageError(f"{dest!r} is a file without a .py suffix; give a folder or a "
+                             ".py file name.")
         target = target / f"{recipe}.py"
     if target.is_symlink():
         raise KerasdlError(f"{str(target)!r} is a symbolic link; refusing to write through it.")
@@ -766,7 +938,7 @@ def copy(recipe, dest, force):
     if target.is_dir():
         raise KerasdlError(f"{str(target)!r} is a folder; give a file name or another folder.")
     runs.write_text(target, source)
-    click.echo(str(target))
+    _result(str(target))
 
 
 def main():

@@ -134,3 +134,35 @@ def pinned(overrides, space_hp):
             )
         hp.Fixed(name, check_value(params[name], raw))
     return hp
+
+
+def check_overrides(overrides, search_space):
+    """Checks `--set` values against a recipe's declared search space, before TensorFlow.
+
+    Args:
+        overrides: dict of name -> raw value (`parse_assignments`).
+        search_space: rows of `kerasdl.registry.recipe_info(...)["search_space"]`, which
+            the contract test holds equal to the space building the recipe declares.
+
+    Raises:
+        UsageError: for an unknown name (listing the valid names), or a value outside
+            its hyperparameter's range or choices.
+    """
+    rows = {row["name"]: row for row in search_space}
+    for name, raw in overrides.items():
+        row = rows.get(name)
+        if row is None and rows:
+            raise UsageError(
+                f"Unknown hyperparameter: {name!r}. Valid names: {', '.join(sorted(rows))}"
+            )
+        if row is None or row["type"] == "Fixed":
+            continue
+        values = row.get("values")
+        if row["type"] == "Choice" and not isinstance(values, list):
+            continue  # choices the source does not spell out: the built model checks them
+        if row["type"] in ("Int", "Float") and not all(
+                isinstance(row.get(key), (int, float)) for key in ("min_value", "max_value")):
+            continue
+        param = type(row["type"], (), {})()
+        param.__dict__.update(row)
+        check_value(param, raw)

@@ -69,15 +69,8 @@ def recipe_info(name):
     tree = ast.parse(recipe_source(name))
     doc = ast.get_docstring(tree) or ""
     lines = doc.splitlines()
-    constants = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
-            if isinstance(target, ast.Name) and target.id.isupper():
-                try:
-                    constants[target.id] = ast.literal_eval(node.value)
-                except ValueError:
-                    constants[target.id] = ast.unparse(node.value)
+    nodes = _constant_nodes(tree)
+    constants = {name: _literal(node, nodes) for name, node in nodes.items()}
     description = next((line for line in lines[1:] if line.strip()), "")
     return {
         "name": name,
@@ -86,9 +79,9 @@ def recipe_info(name):
         "doc": doc,
         "task": constants.get("TASK", "?"),
         "defaults": constants.get("DEFAULTS", {}),
-        "objective": constants.get("OBJECTIVE", "?"),
+        "objective": _objective(nodes.get("OBJECTIVE")),
         "parameters": _stated_parameters(lines),
-        "search_space": _search_space(tree),
+        "search_space": _search_space(tree, nodes),
         "has_fit": any(isinstance(node, ast.FunctionDef) and node.name == "fit"
                        for node in tree.body),
     }
@@ -102,8 +95,55 @@ def _stated_parameters(lines):
     return None
 
 
-def _search_space(tree):
-    """Lists the `hp.Int/Float/Choice/Boolean/Fixed(...)` calls of a recipe."""
+def _constant_nodes(tree):
+    """Maps the module's UPPER_CASE names to the expressions assigned to them."""
+    nodes = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name) and target.id.isupper():
+                nodes[target.id] = node.value
+    return nodes
+
+
+def _objective(node):
+    """Reads `OBJECTIVE` as `{"name", "direction"}`, the way Keras Tuner reads it.
+
+    A plain metric name gets the direction `kerasdl tune` gives it: `max` for
+    accuracy and AUC, `min` for the rest (losses, errors).
+    """
+    if node is None:
+        return {"name": "?", "direction": "?"}
+    if isinstance(node, ast.Call) and _name_of(node.func) == "Objective":
+        args = dict(zip(("name", "direction"), (_literal(arg) for arg in node.args)))
+        args.update({keyword.arg: _literal(keyword.value) for keyword in node.keywords})
+        return {"name": args.get("name", "?"), "direction": args.get("direction", "?")}
+    name = str(_literal(node))
+    # The rule of `kerasdl.tuning.objective_from`, which the search uses.
+    direction = "max" if "acc" in name or "auc" in name else "min"
+    return {"name": name, "direction": direction}
+
+
+def _name_of(func):
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else None
+
+
+# What Keras Tuner gives a hyperparameter whose call leaves an argument out.
+_KT_DEFAULTS = {"Int": {"step": 1, "sampling": "linear"},
+                "Float": {"step": None, "sampling": "linear"}}
+
+
+def _search_space(tree, constants=None):
+    """Lists the `hp.Int/Float/Choice/Boolean/Fixed(...)` calls of a recipe.
+
+    Each entry holds what Keras Tuner makes of the call (the keys of
+    `kerasdl.hparams.describe`): names of module constants are resolved (`VARIANTS`,
+    `list(APPLICATIONS)`), and a left-out `default` is Keras Tuner's (the minimum, the
+    first choice, False).
+    """
+    constants = constants or {}
     space = {}
     calls = sorted(
         (node for node in ast.walk(tree) if isinstance(node, ast.Call)),
@@ -118,27 +158,75 @@ def _search_space(tree):
         ):
             continue
         kind = node.func.attr
-        names = {"Int": ("name", "min_value", "max_value", "step"),
-                 "Float": ("name", "min_value", "max_value", "step"),
-                 "Choice": ("name", "values"),
-                 "Boolean": ("name",),
+        names = {"Int": ("name", "min_value", "max_value", "step", "sampling", "default"),
+                 "Float": ("name", "min_value", "max_value", "step", "sampling", "default"),
+                 "Choice": ("name", "values", "ordered", "default"),
+                 "Boolean": ("name", "default"),
                  "Fixed": ("name", "value")}[kind]
-        args = {}
+        args = dict(_KT_DEFAULTS.get(kind, {}))
         for key, value in zip(names, node.args):
-            args[key] = _literal(value)
+            args[key] = _literal(value, constants)
         for keyword in node.keywords:
-            args[keyword.arg] = _literal(keyword.value)
+            if keyword.arg in names:
+                args[keyword.arg] = _literal(keyword.value, constants)
+        args.pop("ordered", None)
         name = args.get("name")
-        if isinstance(name, str) and name not in space:
-            space[name] = {"type": kind, **args}
+        if not isinstance(name, str) or name in space:
+            continue
+        if kind == "Choice" and isinstance(args.get("values"), (list, tuple)):
+            args["values"] = list(args["values"])
+        if "default" not in args:
+            args["default"] = {"Int": args.get("min_value"), "Float": args.get("min_value"),
+                               "Boolean": False, "Fixed": args.get("value"),
+                               "Choice": (args.get("values") or [None])[0]
+                               if isinstance(args.get("values"), list) else None}[kind]
+        if kind == "Fixed":
+            args["default"] = args.get("value")
+        space[name] = {"type": kind, **args}
     return list(space.values())
 
 
-def _literal(node):
+def _literal(node, constants=None):
+    """The value of an expression made of literals and module constants, else its text."""
+    try:
+        return _evaluate(node, constants or {}, depth=0)
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return ast.unparse(node)
+
+
+def _evaluate(node, constants, depth):
+    if depth > 10:
+        raise ValueError("too deep")
     try:
         return ast.literal_eval(node)
     except ValueError:
-        return ast.unparse(node)
+        pass
+    if isinstance(node, ast.Name) and node.id in constants:
+        return _evaluate(constants[node.id], constants, depth + 1)
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in ("list", "tuple", "sorted") and len(node.args) == 1
+            and not node.keywords):
+        inner = node.args[0]
+        if isinstance(inner, ast.Name) and inner.id in constants:
+            inner = constants[inner.id]
+        if isinstance(inner, ast.Dict):  # iterating a dict gives its keys
+            values = [ast.literal_eval(key) for key in inner.keys]
+        else:
+            values = list(_evaluate(inner, constants, depth + 1))
+        return {"list": list, "tuple": tuple, "sorted": sorted}[node.func.id](values)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_evaluate(node.operand, constants, depth + 1)
+    raise ValueError(ast.unparse(node))
+
+
+def data_sets():
+    """Returns the embedded data sets, name -> (modality, description), without imports.
+
+    Read from `kerasdl.data.sources.EMBEDDED` as text, so `--help` stays fast.
+    """
+    source = Path(__file__).resolve().parent / "data" / "sources.py"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    return ast.literal_eval(_constant_nodes(tree)["EMBEDDED"])
 
 
 def load_recipe(name):

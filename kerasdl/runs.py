@@ -58,14 +58,23 @@ def check_output(output):
     return path
 
 
+def _umask():
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, write):
     """Writes a file through `write(tmp_path)` into a temporary file, then renames it.
 
-    A crash never leaves a half-written file at `path`.
+    A crash never leaves a half-written file at `path`. The file gets the permissions
+    of any file a tool writes (0644 under umask 022), not the temporary file's 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
+    os.fchmod(handle, 0o666 & ~_umask())
     os.close(handle)
     try:
         write(tmp)
@@ -84,6 +93,47 @@ def write_json(path, data):
 def write_text(path, text):
     """Writes `text`, atomically."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+# What every config.json of a run holds; a file without them is damaged.
+RUN_KEYS = ("recipe", "settings")
+RUN_HINT = ("the run cannot be evaluated or resumed without it: restore the file from a "
+            "backup, or train the run again")
+
+
+class DamagedFileError(RunError):
+    """A file kerasdl wrote that no longer reads: empty, truncated or overwritten."""
+
+
+def read_json(path, required=(), hint="restore it from a backup, or remove it"):
+    """Reads a JSON file kerasdl wrote, naming the file when it is damaged.
+
+    Args:
+        required: keys the file must hold (a mapping) to be usable.
+        hint: what the user can do about a damaged file.
+
+    Raises:
+        DamagedFileError: for an empty, truncated or malformed file, or one without a
+            `required` key.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text)
+    except FileNotFoundError:
+        raise RunError(f"File not found: {str(path)!r}.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        reason = "it is empty" if not path.read_bytes().strip() else (
+            f"not valid JSON ({getattr(error, 'msg', error)}"
+            + (f" at line {error.lineno}" if hasattr(error, "lineno") else "") + ")")
+        raise DamagedFileError(f"{str(path)!r} is damaged: {reason}; {hint}.") from None
+    except OSError as error:
+        raise RunError(f"Cannot read {str(path)!r}: {error.strerror or error}.") from None
+    missing = [key for key in required if not isinstance(data, dict) or key not in data]
+    if missing:
+        raise DamagedFileError(f"{str(path)!r} is damaged: it lacks {', '.join(missing)}; "
+                               f"{hint}.")
+    return data
 
 
 def resolve_run(path):
@@ -105,10 +155,10 @@ def resolve_run(path):
         if not model_path.is_file():
             status = ""
             if config_path.is_file():
-                status = json.loads(config_path.read_text()).get("status", "")
+                status = read_json(config_path, RUN_KEYS, RUN_HINT).get("status", "")
                 status = f" (run status: {status})" if status else ""
             raise RunError(f"Run folder {str(path)!r} holds no model.keras{status}.")
-        config = json.loads(config_path.read_text()) if config_path.is_file() else None
+        config = read_json(config_path, RUN_KEYS, RUN_HINT) if config_path.is_file() else None
         return model_path, config
     if path.is_file():
         if path.suffix not in (".keras", ".h5", ".hdf5"):
@@ -155,7 +205,7 @@ def resumable(path):
     config_path = path / "config.json"
     if not config_path.is_file():
         raise RunError(f"Not a run directory (no config.json): {str(path)!r}.")
-    config = json.loads(config_path.read_text())
+    config = read_json(config_path, RUN_KEYS, RUN_HINT)
     status = run_status(config)
     if status == "completed":
         raise RunError(f"Run {str(path)!r} already completed; nothing to resume.")
@@ -170,20 +220,50 @@ def list_runs(root=RUNS_ROOT):
     for config_path in sorted(Path(root).glob("**/config.json")):
         if (config_path.parent / "search.json").exists():
             continue
-        try:
-            config = json.loads(config_path.read_text())
-        except (json.JSONDecodeError, OSError):
-            continue
-        if "recipe" not in config:
-            continue
         metrics_path = config_path.parent / "metrics.json"
-        test = {}
-        if metrics_path.is_file():
-            test = json.loads(metrics_path.read_text()).get("test", {})
-        found.append({"path": str(config_path.parent), "recipe": config["recipe"],
-                      "status": run_status(config), "created": config.get("created", ""),
+        try:  # a run whose files no longer read is listed as damaged, not dropped
+            config = read_json(config_path, RUN_KEYS)
+            status = run_status(config)
+            test = {}
+            if metrics_path.is_file():
+                test = read_json(metrics_path).get("test", {})
+            model_path = config_path.parent / "model.keras"
+            if status == "completed" and not _looks_like_keras_file(model_path):
+                status = "damaged"
+        except RunError:
+            if not _holds_run_files(config_path.parent) and _parses(config_path):
+                continue  # some other tool's config.json, not a run
+            config, status, test = {}, "damaged", {}
+        if not isinstance(config, dict) or not isinstance(test, dict):
+            config, status, test = {}, "damaged", {}
+        found.append({"path": str(config_path.parent), "recipe": config.get("recipe", "?"),
+                      "status": status, "created": config.get("created", ""),
                       "test": test})
     return found
+
+
+def _holds_run_files(folder):
+    return any((folder / name).exists() for name in ("model.keras", "history.csv",
+                                                      "metrics.json", "backup"))
+
+
+def _parses(path):
+    try:
+        json.loads(Path(path).read_text(encoding="utf-8"))
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _looks_like_keras_file(path):
+    """Whether `path` is a whole .keras archive (a zip file whose directory reads)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "config.json" in archive.namelist()
+    except (OSError, zipfile.BadZipFile, EOFError):
+        return False
 
 
 def load_model(model_path, unsafe=False):
@@ -204,6 +284,15 @@ def load_model(model_path, unsafe=False):
     model_path = Path(model_path)
     if "://" in str(model_path):
         raise RunError(f"Models are loaded from local files only. Received: {str(model_path)!r}")
+    if not model_path.is_file():
+        raise RunError(f"Model file not found: {str(model_path)!r}.")
+    if model_path.suffix == ".keras" and not _looks_like_keras_file(model_path):
+        size = model_path.stat().st_size
+        reason = "it is empty" if size == 0 else f"not a whole .keras archive ({size:,} bytes)"
+        raise DamagedFileError(
+            f"Model file {str(model_path)!r} is damaged: {reason}. It cannot be loaded; "
+            "restore it from a backup, or train the run again (an interrupted run: "
+            "`kerasdl train --resume RUN`).")
     if model_path.suffix in (".h5", ".hdf5") and not unsafe:
         raise RunError(
             f"Refusing legacy HDF5 model {str(model_path)!r}: the format has a history of "

@@ -171,3 +171,150 @@ def check(settings):
     if channels is not None and channels not in (1, 3):
         raise UsageError(f"`channels` must be 1 or 3. Received: channels={channels!r}")
     return settings
+
+
+def check_data(settings, info=None):
+    """Checks the data argument and `--set` values before TensorFlow starts (exit 2).
+
+    A path that does not exist, an embedded name that is not one, and `target` with
+    data that has no columns (an image folder, TFDS or an embedded image set) are
+    usage errors: a silently ignored `--target` would train on something else.
+
+    Args:
+        settings: resolved settings (reads `data` and `target`).
+        info: the recipe's `registry.recipe_info`: its search space checks `set`.
+
+    Raises:
+        UsageError: naming the data and what would be valid.
+    """
+    from kerasdl import registry
+
+    data, target = settings.get("data"), settings.get("target")
+    if data is None:
+        return
+    data = str(data)
+    embedded = registry.data_sets()
+    valid = (f"an embedded data set ({', '.join(embedded)}), tfds:NAME, a CSV file or an "
+             "image folder")
+    if data in embedded:
+        modality = embedded[data][0]
+    elif data.startswith("tfds:"):
+        modality = "images"
+    else:
+        path = Path(data).expanduser()
+        if not path.exists():
+            raise UsageError(f"Data not found: {data!r}. Valid data: {valid}.")
+        modality = "images" if path.is_dir() else "tabular"
+    if target and modality == "images":
+        kind = "an image folder" if Path(data).is_dir() else f"image data ({data})"
+        raise UsageError(f"`--target` names a column of a CSV file, but {data!r} is {kind}: "
+                         f"its classes are its labels. Received: --target {target}")
+    if info is not None:  # the recipe's search space, read without TensorFlow
+        from kerasdl.hparams import check_overrides
+
+        check_overrides(settings.get("set") or {}, info["search_space"])
+        check_epoch_parameters(settings, info["search_space"])
+
+
+def available_memory():
+    """Bytes of memory available to a new allocation (MemAvailable), or None if unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(count):
+    return f"{count / 2 ** 30:.1f} GiB"
+
+
+def train_examples(splits):
+    """How many training examples `splits` hold, or None when unknown."""
+    count = ((splits.spec or {}).get("num_examples") or {}).get("train")
+    if count is None:
+        count = int(splits.train.cardinality())
+    return count if count and count > 0 else None
+
+
+def check_fits(settings, splits, cached=True, memory=None):
+    """Refuses a batch size or image size that cannot work, before training starts.
+
+    Args:
+        settings: resolved settings (reads `batch_size` and `image_size`).
+        splits: the loaded data (`kerasdl.data.Splits`: its spec and training set).
+        cached: whether the pipeline keeps the decoded training set in memory (every
+            recipe's pipeline caches).
+        memory: bytes available (default: what the system reports).
+
+    Raises:
+        UsageError: for a batch larger than the training set, or images that need more
+            memory than is available; the message gives the figures.
+    """
+    spec = splits.spec
+    count = train_examples(splits)
+    batch_size = settings.get("batch_size")
+    # With --train-examples a batch larger than the few examples is one step an epoch.
+    if batch_size and count and batch_size > count and not settings.get("train_examples"):
+        raise UsageError(f"`batch_size` must be at most the number of training examples "
+                         f"({count:,} of {settings.get('data')}). "
+                         f"Received: batch_size={batch_size}")
+    shape = list((spec or {}).get("input_shape") or [])
+    if settings.get("image_size") and len(shape) == 3:
+        shape = [*settings["image_size"], shape[2]]
+    if len(shape) != 3:
+        return
+    values = 1
+    for side in shape:
+        values *= int(side)
+    image_bytes = 4 * values  # float32 pixels
+    # A batch of images, its augmented copy, and the first layer's activations: 4x is a
+    # floor (the model holds more), enough to refuse what can never fit.
+    needed = 4 * image_bytes * (batch_size or 32)
+    if cached and count:
+        needed += image_bytes * count
+    memory = available_memory() if memory is None else memory
+    if memory and needed > memory:
+        raise UsageError(
+            f"`image_size` {shape[0]}x{shape[1]} needs at least {_gib(needed)} of memory "
+            f"({count or '?'} images of {image_bytes / 2 ** 20:.1f} MiB"
+            f"{' cached' if cached else ''}, batches of {batch_size or 32}); "
+            f"{_gib(memory)} is available. Give a smaller --image-size or --batch-size.")
+
+
+def check_epoch_parameters(settings, search_space):
+    """Refuses `--set` and `--epochs` values that contradict each other.
+
+    A hyperparameter counted in epochs (`head_epochs`: the epochs of a first phase)
+    cannot exceed `epochs`, or the phase would be cut short without a word.
+
+    Raises:
+        UsageError: naming both values and the valid range.
+    """
+    epochs = settings.get("epochs")
+    if not epochs:
+        return
+    for param in search_space:
+        name = param.get("name", "")
+        if not name.endswith("_epochs") or param.get("type") not in ("Int", "Fixed"):
+            continue
+        pinned = (settings.get("set") or {}).get(name)
+        if pinned is None:
+            continue
+        try:
+            value = int(str(pinned))
+        except ValueError:
+            continue
+        if value > epochs:
+            low = param.get("min_value", 1)
+            raise UsageError(
+                f"`{name}` must be in [{low}, {min(epochs, param.get('max_value', epochs))}] "
+                f"with epochs={epochs} (its phase is part of the {epochs} epochs). "
+                f"Received: {name}={value}; raise --epochs or lower {name}")

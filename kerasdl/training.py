@@ -24,12 +24,14 @@ from kerasdl import distributed
 from kerasdl import hparams
 from kerasdl import plots
 from kerasdl import pretrained
+from kerasdl import progress
 from kerasdl import runs
 from kerasdl.data import load_data
 from kerasdl.errors import KerasdlError
 from kerasdl.errors import UsageError
 from kerasdl.registry import load_recipe
 from kerasdl.settings import DEFAULT_STEPS_PER_EXECUTION
+from kerasdl.settings import check_fits
 
 
 class NonFiniteLoss(KerasdlError):
@@ -212,6 +214,7 @@ def train(recipe_name, settings, command=None, resume=None):
         seed_everything(settings["seed"])
         splits = load_data(settings["data"], recipe.TASK, settings)
         splits.spec = model_spec(splits, settings)
+        check_fits(settings, splits)  # an impossible batch or image size
         if multiworker and not distributed.is_chief():
             # Other workers train in step with the chief, which writes the run.
             with tempfile.TemporaryDirectory(prefix="kerasdl-worker-") as folder:
@@ -370,8 +373,17 @@ class StopOnNaN(keras.callbacks.Callback):
                 raise NonFiniteLoss(
                     f"The loss became {float(value)} in epoch {self.epoch + 1} (batch "
                     f"{batch + 1}); training stopped. Try a lower learning rate, e.g. "
-                    "`--set learning_rate=...` below the current one."
+                    f"{_lower_rate_hint(self.model)}."
                 )
+
+
+def _lower_rate_hint(model):
+    """`--set learning_rate=X` with X a tenth of the optimizer's current rate."""
+    try:
+        rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    except (AttributeError, TypeError, ValueError):  # no optimizer, or a schedule
+        return "`--set learning_rate=` a tenth of the current one"
+    return f"`--set learning_rate={rate / 10:.3g}` (a tenth of the current {rate:.3g})"
 
 
 def _keep_last_good(model, run_dir):
@@ -441,7 +453,8 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
     fit = getattr(recipe, "fit", None)
     returned = None
     # Progress bars on a terminal, one line per epoch in logs.
-    verbose = 1 if sys.stderr.isatty() else 2
+    verbose = progress.verbosity()
+    callbacks.append(progress.callback())
     start = time.perf_counter()
     # Keras prints progress to stdout; stdout is kept for results (the run path).
     with contextlib.redirect_stdout(sys.stderr):

@@ -29,11 +29,13 @@ from kerasdl import devices
 from kerasdl import hparams
 from kerasdl import plots
 from kerasdl import pretrained
+from kerasdl import progress
 from kerasdl import runs
 from kerasdl.data import load_data
 from kerasdl.errors import RunError
 from kerasdl.errors import UsageError
 from kerasdl.registry import load_recipe
+from kerasdl.settings import check_fits
 from kerasdl.training import apply_execution_settings
 from kerasdl.training import model_spec
 from kerasdl.training import pipelines
@@ -102,6 +104,11 @@ def _tuner_class(kind):
         keeps them; its trial count is bounded by `--epochs` and its factor.
         """
 
+        def on_search_begin(self):
+            super().on_search_begin()
+            if not progress.on_terminal():
+                self.oracle.verbose = 0  # logs get one line per trial, not Keras Tuner's tables
+
         def on_trial_begin(self, trial):
             super().on_trial_begin(trial)
             self._trial_start = time.perf_counter()
@@ -109,6 +116,9 @@ def _tuner_class(kind):
         def on_trial_end(self, trial):
             seconds = time.perf_counter() - getattr(self, "_trial_start", time.perf_counter())
             super().on_trial_end(trial)
+            if not progress.on_terminal():
+                print(progress.trial_line(self.oracle.get_trial(trial.trial_id), self.oracle,
+                                          seconds), file=sys.stderr, flush=True)
             folder = Path(self.project_dir) / f"trial_{trial.trial_id}"
             runs.write_json(folder / "kerasdl_trial.json", {"wall_seconds": round(seconds, 3)})
             if kind != "hyperband":
@@ -232,11 +242,13 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
     seed_everything(settings["seed"])
     splits = load_data(settings["data"], recipe.TASK, settings)
     splits.spec = model_spec(splits, settings)
+    check_fits(settings, splits)  # an impossible batch or image size
     meta = _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials,
                         objective_from(objective, recipe), directory)
     meta_file = directory / "search.json"
     if meta_file.exists() and not overwrite:
-        old = json.loads(meta_file.read_text())
+        old = runs.read_json(meta_file, ("recipe", "settings"), "pass --overwrite to start "
+                             "the search afresh, or restore the file from a backup")
         changed = _differences(old, meta)
         if changed:
             raise UsageError(
@@ -259,7 +271,7 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
     return meta, recipe, splits
 
 
-def run_search(meta, recipe, splits, verbose=1):
+def run_search(meta, recipe, splits, verbose=None):
     """Runs (or continues) the search in this process, as Keras Tuner's worker or alone.
 
     The `device`, `mixed_precision`, `jit` and `strategy` settings apply to every trial;
@@ -273,7 +285,8 @@ def run_search(meta, recipe, splits, verbose=1):
                            strategy=strategy if accelerator["replicas"] > 1 else None)
         # Keras Tuner reports progress on stdout; stdout is kept for results.
         with contextlib.redirect_stdout(sys.stderr):
-            tuner.search(epochs=meta["settings"]["epochs"], verbose=verbose)
+            tuner.search(epochs=meta["settings"]["epochs"], callbacks=[progress.callback()],
+                         verbose=progress.verbosity() if verbose is None else verbose)
     finally:
         devices.reset_precision()
     return tuner

@@ -120,7 +120,7 @@ def test_truncated_legacy_and_remote_models(cli, tmp_path):
     data = (tmp_path / "run" / "model.keras").read_bytes()
     (tmp_path / "half.keras").write_bytes(data[: len(data) // 2])
     assert_one_line_error(cli("evaluate", tmp_path / "half.keras", "--data", "auto_mpg"), 1,
-                          "Cannot load model")
+                          "is damaged", "half.keras")
     (tmp_path / "old.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
     assert_one_line_error(cli("evaluate", tmp_path / "old.h5", "--data", "auto_mpg"), 1,
                           "Refusing legacy HDF5 model", "--unsafe")
