@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -120,6 +121,21 @@ def test_every_command_prints_only_results_on_stdout(cli, tmp_path):
         tmp_path / "gan", kind="path")
     run("generate", tmp_path / "gan", "--num", "2", "--output", tmp_path / "images",
         kind="path")
+    # serve runs until SIGTERM: its whole stdout is the one URL line.
+    server = subprocess.Popen([sys.executable, "-m", "kerasdl", "serve", tmp_path / "run",
+                               "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        url = server.stdout.readline().strip()
+        with urllib.request.urlopen(url, timeout=60) as response:
+            assert json.loads(response.read())["model_version_status"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        rest, stderr = server.communicate(timeout=60)
+    assert server.returncode == 0, stderr
+    assert url.startswith("http://127.0.0.1:") and rest == "", (url, rest)
+    seen["serve"] = "url"
+
     commands = set(registry_commands())
     assert commands <= set(seen) | {"list"}, commands - set(seen)
 
