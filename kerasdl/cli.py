@@ -685,4 +685,8 @@ def copy(recipe, dest, force):
 
 def main():
     """Entry point of the `kerasdl` console script."""
+    if os.environ.get("KERASDL_PARENT_PID"):  # a worker of `--workers`: dies with its launcher
+        from kerasdl.supervisor import child_setup
+
+        child_setup()
     cli()
