@@ -101,6 +101,20 @@ def acquire(folder, what="folder"):
                        "taking it.")
 
 
+def refuse_if_held(folder, what="folder"):
+    """Raises FolderLocked when a live process holds the lock of `folder`."""
+    path = Path(folder) / LOCK_NAME
+    holder = _read(path) if path.exists() else None
+    if not holder:
+        return
+    pid, host = holder.get("pid"), holder.get("host")
+    if host != platform.node() or (isinstance(pid, int) and _alive(pid)):
+        raise FolderLocked(
+            f"The {what} {str(folder)!r} is in use by process {pid} on host {host} "
+            f"(since {holder.get('started')}); wait for it to end, stop it, or choose "
+            "another --output.")
+
+
 def release(path):
     """Removes the lock file at `path` if this process holds it."""
     path = Path(path)
