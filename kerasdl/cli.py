@@ -214,7 +214,8 @@ def _show_search(directory, as_json, top=10):
             damaged.append(trial_file.parent.name[len("trial_"):])
     frame.loc[frame["trial_id"].isin(damaged), "status"] = "DAMAGED"
     if damaged:
-        click.echo(f"Warning: trial {', '.join(damaged)} of {str(directory)!r} is damaged; run "
+        click.echo(f"Warning: {'trials' if len(damaged) > 1 else 'trial'} {', '.join(damaged)} "
+                   f"of {str(directory)!r} {'are' if len(damaged) > 1 else 'is'} damaged; run "
                    "`kerasdl tune` again with the same options to set it aside and re-run it.",
                    err=True)
     objective = meta["objective"]["name"]

@@ -117,7 +117,7 @@ def objective_from(name, recipe):
     return keras_tuner.Objective(metric, direction)
 
 
-def _tuner_class(kind):
+def _tuner_class(kind, seed=None):
     if kind not in TUNERS:
         raise UsageError(f"Unknown tuner: {kind!r}. Valid tuners: {', '.join(TUNERS)}")
     base = TUNERS[kind]
@@ -141,7 +141,7 @@ def _tuner_class(kind):
 
         def run_trial(self, trial, *args, **kwargs):
             keras.backend.clear_session()
-            seed_everything(trial_seed(self.oracle.seed, trial.trial_id))
+            seed_everything(trial_seed(seed, trial.trial_id))
             folder = Path(self.project_dir) / f"trial_{trial.trial_id}"
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), _SpaceCheck(folder)]
             try:
@@ -183,7 +183,7 @@ def make_tuner(meta, hypermodel, overwrite=False, strategy=None):
         options.update(max_epochs=meta["settings"]["epochs"], factor=3)
     else:
         options["max_trials"] = meta["max_trials"]
-    tuner = _tuner_class(kind)(**options)
+    tuner = _tuner_class(kind, meta["settings"]["seed"])(**options)
     if kind != "hyperband":
         tuner.oracle.max_trials = meta["max_trials"]  # a reloaded oracle keeps its old one
     return tuner
@@ -524,7 +524,7 @@ def run_distributed(meta, workers, host="127.0.0.1", port=None, max_restarts=3, 
                     else:
                         watch.stop()
                         raise RunError(f"The search stopped: {watch.report(name, code)} "
-                                       f"(it failed {restarts + 1} times).")
+                                       f"(after {restarts} restarts).")
                 if not pending and not chief_done:
                     # Every worker is done: the chief ends once its last trial is recorded.
                     chief = watch.processes.get("chief")
