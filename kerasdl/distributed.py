@@ -116,37 +116,53 @@ def _unreachable_peers():
     return missing
 
 
+def _watch_peers(parent, timeout):
+    """A small process that ends a worker stuck waiting for its cluster (see below)."""
+    import select
+
+    ready, _, _ = select.select([sys.stdin], [], [], timeout)
+    if ready or os.getppid() != parent:  # the wait ended (its end of the pipe closed)
+        return
+    missing = _unreachable_peers()
+    print(f"Error: waited {timeout:g} s for the cluster in TF_CONFIG; not reachable: "
+          f"{', '.join(missing) or 'none (a worker started but did not join)'}. Start them, "
+          f"or set {PEER_TIMEOUT_ENV} to wait longer.", file=sys.stderr, flush=True)
+    os.kill(parent, signal.SIGHUP)
+
+
 class _bounded_wait_for_peers:
     """Bounds TensorFlow's wait for the cluster, which blocks in native code.
 
     While MultiWorkerMirroredStrategy connects to every worker, the main thread is in
-    C++ and Python signal handlers cannot run: SIGTERM and SIGINT get their default
-    action (the process ends at once; nothing is written yet), and a watcher thread
-    ends the process after `peer_timeout()` seconds, naming the workers it cannot reach.
+    C++ holding the GIL: no Python code runs, in any thread. So for that time SIGINT
+    gets its default action (the process ends at once; nothing is written yet; SIGTERM
+    is caught by TensorFlow's own preemption notifier, installed during the wait, and
+    ends the process only at the timeout), and a watcher process, after `peer_timeout()` seconds, names the
+    workers it cannot reach and sends SIGHUP, whose handler is libc's `_exit` (a C
+    function, called with the signal's number, 1): the exit status of a failure.
     """
 
     def __enter__(self):
+        import ctypes
+        import subprocess
+
         self.timeout = peer_timeout()
-        self.done = threading.Event()
         self.previous = {}
         if threading.current_thread() is threading.main_thread():
             self.previous = {sig: signal.signal(sig, signal.SIG_DFL)
-                             for sig in (signal.SIGTERM, signal.SIGINT)}
-        threading.Thread(target=self._watch, daemon=True, name="kerasdl-peer-wait").start()
+                             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+            libc = ctypes.CDLL(None)
+            libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+            libc.signal(signal.SIGHUP, ctypes.cast(libc._exit, ctypes.c_void_p))
+        self.watcher = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from kerasdl.distributed import _watch_peers; "
+             "_watch_peers(int(sys.argv[1]), float(sys.argv[2]))", str(os.getpid()),
+             str(self.timeout)], stdin=subprocess.PIPE)
         return self
 
-    def _watch(self):
-        if self.done.wait(self.timeout):
-            return
-        missing = _unreachable_peers()
-        print(f"Error: waited {self.timeout:g} s for the cluster in TF_CONFIG; "
-              f"not reachable: {', '.join(missing) or 'none (a worker started but did not join)'}"
-              f". Start them, or set {PEER_TIMEOUT_ENV} to wait longer.", file=sys.stderr,
-              flush=True)
-        os._exit(1)
-
     def __exit__(self, *exc):
-        self.done.set()
+        self.watcher.stdin.close()
+        self.watcher.wait()
         for sig, old in self.previous.items():
             signal.signal(sig, old)
         return False

@@ -1,11 +1,14 @@
 """Helpers for fault tests: find a process's descendants, wait, and end them by PID."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from kerasdl.locks import _alive as alive
 
@@ -57,3 +60,24 @@ def start_kerasdl(*args, env=None, cwd=None):
 
 def error_lines(stderr):
     return [line for line in stderr.splitlines() if line.startswith("Error:")]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs: a real file system that fills up (needs root; skipped otherwise)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
+                          capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(disk, leave):
+    """Fills `disk` with one file, `filler`, leaving about `leave` bytes free."""
+    free = shutil.disk_usage(disk).free
+    (disk / "filler").write_bytes(b"\0" * max(0, free - leave))

@@ -5,7 +5,6 @@ Every process a test starts is ended by PID in a `finally`; every wait is bounde
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from processes import alive
 from processes import descendants
 from processes import end_all
 from processes import error_lines
+from processes import fill
+from processes import small_disk  # noqa: F401 (a fixture)
 from processes import start_kerasdl
 from processes import wait_until
 
@@ -205,30 +206,10 @@ def test_a_dead_chief_is_named_in_one_line(tmp_path):
         launcher.wait()
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 3 MB tmpfs: a real file system that fills up (needs root; skipped otherwise)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
-                          capture_output=True)
-    if done.returncode != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _fill(disk, leave):
-    free = shutil.disk_usage(disk).free
-    (disk / "filler").write_bytes(b"\0" * max(0, free - leave))
-
-
 def test_a_full_disk_fails_the_trial_in_one_line_and_the_next_run_retries_it(small_disk):
     out = small_disk / "search"
     assert _tune(out, "--max-trials", "1", "--epochs", "1", "--no-retrain").returncode == 0
-    _fill(small_disk, leave=400_000)  # less than the 1 MB kerasdl keeps free when saving
+    fill(small_disk, leave=400_000)  # less than the 1 MB kerasdl keeps free when saving
     full = _tune(out, *SMALL)
     lines = error_lines(full.stderr)
     assert full.returncode == 1 and len(lines) == 1, full.stderr[-2000:]
