@@ -309,6 +309,8 @@ def launch(argv, workers):
                                  + (" (the chief)" if index == 0 else ""))
                         line = watch.report(name, code, label)
                         watch.stop()
+                        if index == 0 and code > 0 and "last error line: Error:" in line:
+                            return code  # the chief's own one-line error was shown
                         print(f"Error: {line}", file=sys.stderr)
                         return 1
                 time.sleep(0.2)

@@ -92,12 +92,11 @@ def forward_signals():
 
 
 def last_error_line(lines):
-    """The last line of a log that reads as an error, else its last line (or None)."""
-    lines = [line.strip() for line in lines if line.strip()]
-    for line in reversed(lines):
+    """The last line of a log that reads as an error (`Error: ...`, `ValueError: ...`)."""
+    for line in reversed([line.strip() for line in lines]):
         if _ERROR_LINE.match(line):
             return line
-    return lines[-1] if lines else None
+    return None
 
 
 def how_it_ended(code):
@@ -117,6 +116,7 @@ class Supervisor:
         self._logs = {}
         self._tails = {}
         self._threads = []
+        self._quiet = threading.Event()  # set while stopping: the children's last words
 
     def spawn(self, name, argv, env=None, log=None, echo=False):
         """Starts `argv` as the process `name`.
@@ -144,10 +144,11 @@ class Supervisor:
         self.processes[name] = process
         return process
 
-    @staticmethod
-    def _pass_through(stream, tail):
+    def _pass_through(self, stream, tail):
         for raw in iter(stream.readline, b""):
             line = raw.decode(errors="replace")
+            if self._quiet.is_set():  # "Error: Aborted." of a child this process stopped
+                continue
             tail.append(line.rstrip("\n"))
             sys.stderr.write(line)
             sys.stderr.flush()
@@ -178,12 +179,13 @@ class Supervisor:
                 lines = []
             where = f" (log: {log})" if log else ""
         error = last_error_line(lines)
-        error = f"; last error line: {error}" if error else "; its log is empty"
+        error = f"; last error line: {error}" if error else "; no error line in its log"
         return f"{label or name} {how_it_ended(code)}{error}{where}"
 
     def stop(self, grace=GRACE_SECONDS):
         """Asks every running process to stop (SIGTERM), kills those still running after
         `grace` seconds, and reaps them all."""
+        self._quiet.set()
         for process in self.processes.values():
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
