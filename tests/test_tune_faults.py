@@ -208,7 +208,7 @@ def test_a_dead_chief_is_named_in_one_line(tmp_path):
 
 def test_a_full_disk_fails_the_trial_in_one_line_and_the_next_run_retries_it(small_disk):
     out = small_disk / "search"
-    assert _tune(out, "--max-trials", "1", "--epochs", "1", "--no-retrain").returncode == 0
+    assert _tune(out, "--max-trials", "1", "--epochs", "2", "--no-retrain").returncode == 0
     fill(small_disk, leave=400_000)  # less than the 1 MB kerasdl keeps free when saving
     full = _tune(out, *SMALL)
     lines = error_lines(full.stderr)
