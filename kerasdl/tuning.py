@@ -286,8 +286,8 @@ def repair(project_dir):
         trial_id = folder.name[len("trial_"):]
         trial_file = folder / "trial.json"
         trial = _readable_trial(trial_file)
-        if trial is None and state is None:
-            shutil.rmtree(folder)  # no oracle yet: the trial never started for Keras Tuner
+        if trial is None and (state is None or trial_id not in state.get("start_order", [])):
+            shutil.rmtree(folder)  # the oracle never recorded it: it never started
             continue
         if trial is None:
             stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
