@@ -125,9 +125,22 @@ def release(path):
 
 @contextlib.contextmanager
 def hold(folder, what="folder"):
-    """Holds the lock of `folder` for the duration of the `with` block."""
+    """Holds the lock of `folder` for the duration of the `with` block.
+
+    A folder this creates for the lock and that is left empty is removed again: a
+    command that failed early leaves nothing behind.
+    """
+    created, missing = [], Path(folder)
+    while not missing.exists() and missing != missing.parent:
+        created.append(missing)
+        missing = missing.parent
     path = acquire(folder, what)
     try:
         yield path
     finally:
         release(path)
+        for made in created:  # the folder first, then its new parents
+            try:
+                made.rmdir()  # only if empty
+            except OSError:
+                break

@@ -617,6 +617,8 @@ def tune(recipe_name, settings, tuner="random", max_trials=10, objective=None, o
     Returns:
         The search directory.
     """
+    if tuner not in TUNERS:  # before the folder is created for its lock
+        raise UsageError(f"Unknown tuner: {tuner!r}. Valid tuners: {', '.join(TUNERS)}")
     directory = search_directory(recipe_name, tuner, output)
     with locks.hold(directory, "search"):
         try:
