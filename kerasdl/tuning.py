@@ -6,7 +6,9 @@ A search directory holds:
 - `tuner/`: Keras Tuner's own project (oracle.json, one trial_* folder per trial);
 - `results.csv`, `best_hyperparameters.json`, `plots/`: the report;
 - `best/`: the best configuration retrained on train + validation and scored on the
-  test split, an ordinary run directory.
+  test split, an ordinary run directory;
+- `logs/` (with `--workers`), `damaged/` (trial files `repair` set aside), and
+  `.kerasdl.lock` while a process works in it.
 """
 
 import contextlib
@@ -510,6 +512,7 @@ def run_distributed(meta, workers, host="127.0.0.1", port=None, max_restarts=3, 
                             raise RunError("The search stopped: "
                                            f"{watch.report(name, code, 'the tuner chief')}.")
                         chief_done = True  # every trial is recorded: the search is done
+                        workers_deadline = time.monotonic() + 60
                     elif code == 0 or chief_done:
                         pending -= 1
                     elif restarts < max_restarts * workers:
@@ -525,6 +528,10 @@ def run_distributed(meta, workers, host="127.0.0.1", port=None, max_restarts=3, 
                         watch.stop()
                         raise RunError(f"The search stopped: {watch.report(name, code)} "
                                        f"(after {restarts} restarts).")
+                if chief_done and pending and time.monotonic() > workers_deadline:
+                    print("The search is done; stopping workers that did not end within 60 s.",
+                          file=sys.stderr)
+                    break  # `finally` stops them
                 if not pending and not chief_done:
                     # Every worker is done: the chief ends once its last trial is recorded.
                     chief = watch.processes.get("chief")
