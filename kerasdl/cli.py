@@ -319,6 +319,19 @@ def _show_search(directory, as_json, top=10):
         raise KerasdlError(f"Search {str(directory)!r} has no results.csv yet; run "
                            "`kerasdl tune` again to continue it.")
     frame = pd.read_csv(results, dtype={"trial_id": str})
+    # The truth is in the trial files: one that cannot be read is not a completed trial.
+    damaged = []
+    for trial_file in sorted((directory / "tuner").glob("trial_*/trial.json")):
+        try:
+            json.loads(trial_file.read_text())
+        except (ValueError, OSError):
+            damaged.append(trial_file.parent.name[len("trial_"):])
+    frame.loc[frame["trial_id"].isin(damaged), "status"] = "DAMAGED"
+    if damaged:
+        click.echo(f"Warning: {'trials' if len(damaged) > 1 else 'trial'} {', '.join(damaged)} "
+                   f"of {str(directory)!r} {'are' if len(damaged) > 1 else 'is'} damaged; run "
+                   "`kerasdl tune` again with the same options to set it aside and re-run it.",
+                   err=True)
     objective = meta["objective"]["name"]
     done = frame[frame["status"] == "COMPLETED"].sort_values(
         objective, ascending=meta["objective"]["direction"] == "min")
@@ -326,7 +339,9 @@ def _show_search(directory, as_json, top=10):
         _result(done.head(top).to_json(orient="records", indent=2))
         return
     _result(f"Search of {meta['recipe']} with the {meta['tuner']} tuner: {len(done)} of "
-            f"{len(frame)} trials completed; {objective} ({meta['objective']['direction']}).")
+            f"{len(frame)} trials completed"
+            + (f" ({len(damaged)} damaged)" if damaged else "")
+            + f"; {objective} ({meta['objective']['direction']}).")
     columns = ["trial_id", objective, "best_epoch", "wall_seconds"] + [
         p["name"] for p in meta["search_space"] if p["name"] in done.columns]
     rows = [[_format(row[c]) for c in columns] for _, row in done.head(top).iterrows()]
@@ -943,4 +958,8 @@ def copy(recipe, dest, force):
 
 def main():
     """Entry point of the `kerasdl` console script."""
+    if os.environ.get("KERASDL_PARENT_PID"):  # a worker of `--workers`: dies with its launcher
+        from kerasdl.supervisor import child_setup
+
+        child_setup()
     cli()

@@ -10,14 +10,14 @@ the metrics' variables are summed over every replica of every worker. The callba
 are Keras's own (backups, history, TensorBoard, early stopping, progress).
 """
 
-import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from kerasdl.errors import UsageError
@@ -73,7 +73,99 @@ def make_strategy():
         raise UsageError("`--strategy multiworker` needs TF_CONFIG (the cluster's workers and "
                          "this process's index; see the README, \"Across machines\"), or "
                          "`--workers N` to start N local workers.")
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    with _bounded_wait_for_peers():
+        return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+PEER_TIMEOUT_ENV = "KERASDL_PEER_TIMEOUT"
+DEFAULT_PEER_TIMEOUT = 120.0
+
+
+def peer_timeout():
+    """Seconds to wait for the other workers (KERASDL_PEER_TIMEOUT, default 120).
+
+    Raises:
+        UsageError: for a value that is not a positive number.
+    """
+    text = os.environ.get(PEER_TIMEOUT_ENV)
+    if not text:
+        return DEFAULT_PEER_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise UsageError(f"{PEER_TIMEOUT_ENV} must be a positive number of seconds. "
+                         f"Received: {PEER_TIMEOUT_ENV}={text!r}")
+    return value
+
+
+def _unreachable_peers():
+    spec, task = cluster()
+    missing = []
+    for kind in ("chief", "worker"):
+        for index, address in enumerate(spec.get(kind, [])):
+            if kind == task["type"] and index == int(task["index"]):
+                continue
+            host, _, port = address.rpartition(":")
+            try:
+                with socket.create_connection((host, int(port)), timeout=1.0):
+                    pass
+            except (OSError, ValueError):
+                missing.append(f"{kind} {index} ({address})")
+    return missing
+
+
+def _watch_peers(parent, timeout):
+    """A small process that ends a worker stuck waiting for its cluster (see below)."""
+    import select
+
+    ready, _, _ = select.select([sys.stdin], [], [], timeout)
+    if ready or os.getppid() != parent:  # the wait ended (its end of the pipe closed)
+        return
+    missing = _unreachable_peers()
+    print(f"Error: waited {timeout:g} s for the cluster in TF_CONFIG; not reachable: "
+          f"{', '.join(missing) or 'none (a worker started but did not join)'}. Start them, "
+          f"or set {PEER_TIMEOUT_ENV} to wait longer.", file=sys.stderr, flush=True)
+    os.kill(parent, signal.SIGHUP)
+
+
+class _bounded_wait_for_peers:
+    """Bounds TensorFlow's wait for the cluster, which blocks in native code.
+
+    While MultiWorkerMirroredStrategy connects to every worker, the main thread is in
+    C++ holding the GIL: no Python code runs, in any thread. So for that time SIGINT
+    gets its default action (the process ends at once; nothing is written yet; SIGTERM
+    is caught by TensorFlow's own preemption notifier, installed during the wait, and
+    ends the process only at the timeout), and a watcher process, after `peer_timeout()` seconds, names the
+    workers it cannot reach and sends SIGHUP, whose handler is libc's `_exit` (a C
+    function, called with the signal's number, 1): the exit status of a failure.
+    """
+
+    def __enter__(self):
+        import ctypes
+        import subprocess
+
+        self.timeout = peer_timeout()
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {sig: signal.signal(sig, signal.SIG_DFL)
+                             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+            libc = ctypes.CDLL(None)
+            libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+            libc.signal(signal.SIGHUP, ctypes.cast(libc._exit, ctypes.c_void_p))
+        self.watcher = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from kerasdl.distributed import _watch_peers; "
+             "_watch_peers(int(sys.argv[1]), float(sys.argv[2]))", str(os.getpid()),
+             str(self.timeout)], stdin=subprocess.PIPE)
+        return self
+
+    def __exit__(self, *exc):
+        self.watcher.stdin.close()
+        self.watcher.wait()
+        for sig, old in self.previous.items():
+            signal.signal(sig, old)
+        return False
 
 
 def is_multiworker(strategy):
@@ -182,57 +274,47 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-def _stop(processes, timeout=30):
-    """Interrupts the processes still running, then kills those that do not end."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-    for process in processes:
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def launch(argv, workers):
     """Runs `kerasdl` with `argv` as `workers` local processes of one multi-worker cluster.
 
     Worker 0 is the chief: its output (the run directory's path) and progress are this
-    command's; the others write to log files, shown (their last line) only if they fail.
+    command's; the others write to log files in a temporary folder, removed at the end.
+    The processes live and die with this one (`kerasdl.supervisor`).
 
     Returns:
-        0, or the exit status of the first worker that failed (the others are stopped).
+        0, or 1 when a worker failed: the others are stopped and one line says which
+        died and how.
     """
+    from kerasdl import supervisor
+
     addresses = [f"127.0.0.1:{_free_port()}" for _ in range(workers)]
-    with tempfile.TemporaryDirectory(prefix="kerasdl-workers-") as logs:
-        processes = []
-        try:
+    logs = supervisor.temporary_folder("kerasdl-workers-")
+    watch = supervisor.Supervisor()
+    try:
+        with supervisor.forward_signals():
             for index in range(workers):
                 env = {**os.environ, "KERASDL_WORKER": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
                        "TF_CONFIG": json.dumps({"cluster": {"worker": addresses},
                                                 "task": {"type": "worker", "index": index}})}
                 env.setdefault("TF_NUM_INTEROP_THREADS", "1")  # the workers share the cores
-                log = os.path.join(logs, f"worker{index}.log")
-                with open(log, "w") if index else contextlib.nullcontext() as output:
-                    processes.append(subprocess.Popen(
-                        [sys.executable, "-m", "kerasdl", *argv], env=env,
-                        stdout=output, stderr=output))
-            while True:
-                codes = [process.poll() for process in processes]
-                failed = next((i for i, code in enumerate(codes) if code), None)
-                if failed is not None or all(code == 0 for code in codes):
-                    break
+                watch.spawn(f"worker{index}", [sys.executable, "-m", "kerasdl", *argv], env=env,
+                            log=logs / f"worker{index}.log" if index else None, echo=not index)
+            running = workers
+            while running:
+                for name, code in watch.exited():
+                    running -= 1
+                    if code:
+                        index = int(name[len("worker"):])
+                        label = (f"worker {index} of {workers}"
+                                 + (" (the chief)" if index == 0 else ""))
+                        line = watch.report(name, code, label)
+                        watch.stop()
+                        if index == 0 and code > 0 and "last error line: Error:" in line:
+                            return code  # the chief's own one-line error was shown
+                        print(f"Error: {line}", file=sys.stderr)
+                        return 1
                 time.sleep(0.2)
-        except KeyboardInterrupt:
-            _stop(processes, timeout=None)
-            raise
-        if failed is None:
-            return 0
-        _stop(processes)
-        if failed > 0:  # the chief printed its own error
-            with open(os.path.join(logs, f"worker{failed}.log")) as handle:
-                lines = [line for line in handle.read().splitlines() if line.strip()]
-            print(f"Error: worker {failed} of {workers} failed: "
-                  f"{lines[-1] if lines else 'no output'}", file=sys.stderr)
-        return codes[failed]
+        return 0
+    finally:
+        watch.stop()
+        shutil.rmtree(logs, ignore_errors=True)

@@ -51,6 +51,9 @@ def check_output(output):
             f"`--output` {str(path)!r} is an existing file; give a new or empty folder."
         )
     if path.is_dir() and any(path.iterdir()):
+        from kerasdl import locks
+
+        locks.refuse_if_held(path, "run")  # names the process working in it
         raise UsageError(
             f"`--output` folder {str(path)!r} already holds files; give a new or empty "
             "folder so nothing is overwritten."

@@ -20,8 +20,10 @@ import pandas as pd
 import tensorflow as tf
 
 from kerasdl import devices
+from kerasdl import diskspace
 from kerasdl import distributed
 from kerasdl import hparams
+from kerasdl import locks
 from kerasdl import plots
 from kerasdl import pretrained
 from kerasdl import progress
@@ -259,6 +261,7 @@ def _train(recipe_name, recipe, settings, splits, strategy, accelerator, command
                               datetime.datetime.now().isoformat(timespec="seconds")]}
         config.pop("error", None)
     config.update(pid=os.getpid(), host=platform.node())
+    lock = locks.acquire(run_dir, "run")  # one process per run folder (a second --resume)
     runs.write_json(run_dir / "config.json", config)
     try:
         metrics = _fit_and_record(recipe, model, hp, splits, (train_data, validation_data,
@@ -272,9 +275,16 @@ def _train(recipe_name, recipe, settings, splits, strategy, accelerator, command
                                                   "error": str(error)})
         raise NonFiniteLoss(f"{error} {kept}") from None
     except BaseException as error:
-        runs.write_json(run_dir / "config.json", {**config, "status": "failed",
-                                                  "error": f"{type(error).__name__}: {error}"})
+        if diskspace.is_disk_full(error) and not isinstance(error, diskspace.DiskFull):
+            error = diskspace.disk_full(run_dir)
+        with contextlib.suppress(OSError):  # a full disk may refuse even this small file
+            runs.write_json(run_dir / "config.json", {**config, "status": "failed",
+                                                      "error": f"{type(error).__name__}: {error}"})
+        if isinstance(error, diskspace.DiskFull):
+            raise error from None
         raise
+    finally:
+        locks.release(lock)
     runs.write_json(run_dir / "config.json", {**config, "status": "completed"})
     summary = ", ".join(f"{name} {value:.4f}" for name, value in metrics["test"].items())
     print(f"Test: {summary}", file=sys.stderr)
@@ -322,6 +332,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
+        diskspace.ensure(self.backup_dir, diskspace.model_bytes(self.model))
         weights = f"{self._weights_path[:-len('.weights.h5')]}.partial.weights.h5"
         self.model.save_weights(filepath=weights, overwrite=True)
         metadata = f"{self._training_metadata_path}.partial"
@@ -478,6 +489,7 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
                       class_weight=class_weight)
         seconds = time.perf_counter() - start
         test_metrics = model.evaluate(test_data, return_dict=True, verbose=0)
+    diskspace.ensure(run_dir, diskspace.model_bytes(model))
     runs.atomic_write(run_dir / "model.keras", lambda tmp: model.save(tmp))
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
 

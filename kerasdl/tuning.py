@@ -6,18 +6,20 @@ A search directory holds:
 - `tuner/`: Keras Tuner's own project (oracle.json, one trial_* folder per trial);
 - `results.csv`, `best_hyperparameters.json`, `plots/`: the report;
 - `best/`: the best configuration retrained on train + validation and scored on the
-  test split, an ordinary run directory.
+  test split, an ordinary run directory;
+- `logs/` (with `--workers`), `damaged/` (trial files `repair` set aside), and
+  `.kerasdl.lock` while a process works in it.
 """
 
 import contextlib
+import datetime
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import keras
@@ -26,7 +28,9 @@ import numpy as np
 import pandas as pd
 
 from kerasdl import devices
+from kerasdl import diskspace
 from kerasdl import hparams
+from kerasdl import locks
 from kerasdl import plots
 from kerasdl import pretrained
 from kerasdl import progress
@@ -53,7 +57,32 @@ SEARCH_SETTINGS = ("data", "target", "data_dir", "epochs", "batch_size", "seed",
                    "validation_split", "test_split", "image_size", "channels", "window",
                    "horizon", "exclude_classes")
 OWN_OUTPUTS = ("search.json", PROJECT, "results.csv", "best_hyperparameters.json", "plots",
-               "best")
+               "best", "logs", "damaged")
+DAMAGED = "damaged"  # damaged trials are set aside here, outside Keras Tuner's project
+
+
+class SearchDiskFull(diskspace.DiskFull, keras_tuner.errors.FatalError):
+    """A full disk during a trial: fatal for Keras Tuner (the trial is not marked done,
+    so the next run of the search runs it again), one line for the user."""
+
+
+def trial_seed(seed, trial_id):
+    """The seed of one trial: from the search's seed and the trial's id only.
+
+    So a trial's score does not depend on which process ran it, or what ran before.
+    """
+    return zlib.crc32(f"{seed}:{trial_id}".encode()) % (2**31 - 1)
+
+
+class _SpaceCheck(keras.callbacks.Callback):
+    """Checks, before Keras Tuner saves the epoch's checkpoint, that it fits on the disk."""
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_end(self, epoch, logs=None):
+        diskspace.ensure(self.folder, diskspace.model_bytes(self.model, copies=1))
 
 
 class RecipeHyperModel(keras_tuner.HyperModel):
@@ -92,7 +121,7 @@ def objective_from(name, recipe):
     return keras_tuner.Objective(metric, direction)
 
 
-def _tuner_class(kind):
+def _tuner_class(kind, seed=None):
     if kind not in TUNERS:
         raise UsageError(f"Unknown tuner: {kind!r}. Valid tuners: {', '.join(TUNERS)}")
     base = TUNERS[kind]
@@ -112,6 +141,25 @@ def _tuner_class(kind):
         def on_trial_begin(self, trial):
             super().on_trial_begin(trial)
             self._trial_start = time.perf_counter()
+            # A copy of the trial's values, written atomically: `repair` runs the same
+            # configuration again if Keras Tuner's own trial.json gets damaged.
+            folder = Path(self.project_dir) / f"trial_{trial.trial_id}"
+            diskspace.ensure(folder, 0)
+            runs.write_json(folder / "kerasdl_trial.json",
+                            {"hyperparameters": dict(trial.hyperparameters.values)})
+
+        def run_trial(self, trial, *args, **kwargs):
+            keras.backend.clear_session()
+            seed_everything(trial_seed(seed, trial.trial_id))
+            folder = Path(self.project_dir) / f"trial_{trial.trial_id}"
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), _SpaceCheck(folder)]
+            try:
+                return super().run_trial(trial, *args, **kwargs)
+            except Exception as error:
+                if diskspace.is_disk_full(error):
+                    raise SearchDiskFull(str(error if isinstance(error, diskspace.DiskFull)
+                                             else diskspace.disk_full(folder))) from None
+                raise
 
         def on_trial_end(self, trial):
             seconds = time.perf_counter() - getattr(self, "_trial_start", time.perf_counter())
@@ -120,7 +168,9 @@ def _tuner_class(kind):
                 print(progress.trial_line(self.oracle.get_trial(trial.trial_id), self.oracle,
                                           seconds), file=sys.stderr, flush=True)
             folder = Path(self.project_dir) / f"trial_{trial.trial_id}"
-            runs.write_json(folder / "kerasdl_trial.json", {"wall_seconds": round(seconds, 3)})
+            record = _read_json(folder / "kerasdl_trial.json") or {}
+            runs.write_json(folder / "kerasdl_trial.json",
+                            {**record, "wall_seconds": round(seconds, 3)})
             if kind != "hyperband":
                 for checkpoint in folder.glob("checkpoint*"):
                     checkpoint.unlink()
@@ -145,7 +195,7 @@ def make_tuner(meta, hypermodel, overwrite=False, strategy=None):
         options.update(max_epochs=meta["settings"]["epochs"], factor=3)
     else:
         options["max_trials"] = meta["max_trials"]
-    tuner = _tuner_class(kind)(**options)
+    tuner = _tuner_class(kind, meta["settings"]["seed"])(**options)
     if kind != "hyperband":
         tuner.oracle.max_trials = meta["max_trials"]  # a reloaded oracle keeps its old one
     return tuner
@@ -183,44 +233,125 @@ def _differences(old, new):
     return changed
 
 
-def repair(project_dir):
-    """Makes a search killed mid-write loadable again.
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
 
-    Keras Tuner writes trial.json and oracle.json in place; a SIGKILL at the wrong
-    moment leaves one half-written. A trial whose file cannot be read is removed
-    (it was running and runs again); the oracle's state drops references to it.
+
+def _readable_trial(path):
+    state = _read_json(path)
+    if not isinstance(state, dict):
+        return None
+    if not {"trial_id", "hyperparameters", "metrics", "status"} <= set(state):
+        return None
+    return state
+
+
+def _replacement_trial(trial_id, folder, hyperparameters_config):
+    """A fresh trial.json for a damaged trial: the same values when recorded, else new ones."""
+    space = keras_tuner.HyperParameters.from_config(hyperparameters_config)
+    record = _read_json(folder / "kerasdl_trial.json") or {}
+    values = record.get("hyperparameters")
+    if not isinstance(values, dict):
+        values = {}
+        rng_seed = zlib.crc32(f"replacement:{trial_id}".encode())
+        for hp in space.space:
+            if space.is_active(hp):
+                values[hp.name] = hp.random_sample(rng_seed)
+                rng_seed += 1
+    space.values = {**space.values, **values}
+    trial = keras_tuner.engine.trial.Trial(hyperparameters=space, trial_id=trial_id,
+                                           status="RUNNING")
+    return trial.get_state()
+
+
+def repair(project_dir):
+    """Makes an interrupted or damaged search continue without losing or repeating work.
+
+    - A trial whose trial.json cannot be read (a SIGKILL during Keras Tuner's in-place
+      write, a damaged disk) is set aside into the search's `damaged/` folder, named in
+      one line on stderr, and replaced by the same configuration (recorded by kerasdl in
+      kerasdl_trial.json) queued to run again; every other trial is kept as it is.
+    - Trials that failed or were invalid (a full disk, an error) are queued to run again.
+    - A completed trial still listed as ongoing (Keras Tuner saves its state before it
+      drops the trial from `ongoing_trials`) is not run again.
 
     Returns:
-        The ids of the removed trials.
+        The ids of the trials queued to run again.
     """
     project_dir = Path(project_dir)
-    removed = []
-    for trial_file in sorted(project_dir.glob("trial_*/trial.json")):
-        try:
-            json.loads(trial_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            removed.append(trial_file.parent.name[len("trial_"):])
-            shutil.rmtree(trial_file.parent)
-    for folder in project_dir.glob("trial_*"):
-        if folder.is_dir() and not (folder / "trial.json").exists():
-            removed.append(folder.name[len("trial_"):])
-            shutil.rmtree(folder)
     oracle_file = project_dir / "oracle.json"
+    state = None
     if oracle_file.exists():
-        try:
-            state = json.loads(oracle_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        state = _read_json(oracle_file)
+        if not isinstance(state, dict) or "hyperparameters" not in state:
             raise RunError(
                 f"The search state {str(oracle_file)!r} is damaged beyond repair; "
                 "re-run with --overwrite to start the search again."
-            ) from None
-        known = {folder.name[len("trial_"):] for folder in project_dir.glob("trial_*")}
-        state["ongoing_trials"] = {tuner_id: trial_id for tuner_id, trial_id
-                                   in state.get("ongoing_trials", {}).items() if trial_id in known}
-        state["retry_queue"] = [trial_id for trial_id in state.get("retry_queue", [])
-                                if trial_id in known]
-        runs.write_json(oracle_file, state)
-    return removed
+            )
+    rerun, statuses = [], {}
+    for folder in sorted(project_dir.glob("trial_*")):
+        if not folder.is_dir():
+            continue
+        trial_id = folder.name[len("trial_"):]
+        trial_file = folder / "trial.json"
+        trial = _readable_trial(trial_file)
+        if trial is None and (state is None or trial_id not in state.get("start_order", [])):
+            shutil.rmtree(folder)  # the oracle never recorded it: it never started
+            continue
+        if trial is None:
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            aside = project_dir.parent / DAMAGED / f"trial_{trial_id}-{stamp}"
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(folder, aside)
+            if trial_file.exists():
+                trial_file.unlink()
+            runs.write_json(trial_file, _replacement_trial(trial_id, folder,
+                                                           state["hyperparameters"]))
+            for checkpoint in folder.glob("checkpoint*"):
+                checkpoint.unlink()
+            print(f"Note: trial {trial_id}'s trial.json is damaged; set it aside in "
+                  f"{str(aside)!r} and running that trial again.", file=sys.stderr)
+            rerun.append(trial_id)
+            statuses[trial_id] = "RUNNING"
+            continue
+        statuses[trial_id] = trial["status"]
+        if trial["status"] in ("FAILED", "INVALID"):
+            runs.write_json(trial_file, {**trial, "status": "RUNNING", "message": None})
+            rerun.append(trial_id)
+            statuses[trial_id] = "RUNNING"
+    if state is None:
+        return rerun
+    ongoing = {tuner_id: trial_id for tuner_id, trial_id
+               in state.get("ongoing_trials", {}).items()
+               if statuses.get(trial_id) not in (None, "COMPLETED")}
+    # Keras Tuner's reload queues the ongoing trials again: each one once.
+    queued = set(ongoing.values())
+    retry = []
+    for trial_id in [*state.get("retry_queue", []), *rerun]:
+        if trial_id in statuses and statuses[trial_id] != "COMPLETED" \
+                and trial_id not in queued and trial_id not in retry:
+            retry.append(trial_id)
+    state["ongoing_trials"] = ongoing
+    state["retry_queue"] = retry
+    redo = set(rerun)
+    state["end_order"] = [t for t in state.get("end_order", [])
+                          if t in statuses and t not in redo]
+    state["start_order"] = [t for t in state.get("start_order", []) if t in statuses]
+    state["run_times"] = {t: (0 if t in redo else n)
+                          for t, n in state.get("run_times", {}).items() if t in statuses}
+    runs.write_json(oracle_file, state)
+    return rerun
+
+
+def search_directory(recipe_name, tuner, output):
+    """The search folder of `kerasdl tune`: `--output`, or searches/RECIPE-TUNER."""
+    directory = Path(output or Path("searches") / f"{recipe_name}-{tuner}")
+    if directory.is_file():
+        raise UsageError(f"`--output` {str(directory)!r} is an existing file; give a folder.")
+    return directory
 
 
 def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None, output=None,
@@ -236,9 +367,7 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
     if not isinstance(max_trials, int) or isinstance(max_trials, bool) or max_trials < 1:
         raise UsageError(f"`max_trials` must be a positive integer. Received: max_trials={max_trials!r}")
     recipe = load_recipe(recipe_name)
-    directory = Path(output or Path("searches") / f"{recipe_name}-{tuner}")
-    if directory.is_file():
-        raise UsageError(f"`--output` {str(directory)!r} is an existing file; give a folder.")
+    directory = search_directory(recipe_name, tuner, output)
     seed_everything(settings["seed"])
     splits = load_data(settings["data"], recipe.TASK, settings)
     splits.spec = model_spec(splits, settings)
@@ -256,7 +385,8 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
                 "pass --overwrite to start afresh or choose another --output."
             )
         repair(directory / PROJECT)
-    elif directory.is_dir() and any(directory.iterdir()) and not overwrite:
+    elif directory.is_dir() and any(path.name != locks.LOCK_NAME
+                                    for path in directory.iterdir()) and not overwrite:
         raise UsageError(f"`--output` {str(directory)!r} holds files but no search; "
                          "give a new or empty folder.")
     if overwrite:
@@ -293,14 +423,31 @@ def run_search(meta, recipe, splits, verbose=None):
 
 
 def worker_main(directory):
-    """Entry point of a chief or worker process started by `run_distributed`."""
-    meta = json.loads((Path(directory) / "search.json").read_text())
-    recipe = load_recipe(meta["recipe"])
-    settings = meta["settings"]
-    seed_everything(settings["seed"])
-    splits = load_data(settings["data"], recipe.TASK, settings)
-    splits.spec = model_spec(splits, settings)
-    run_search(meta, recipe, splits, verbose=2)
+    """Entry point of a chief or worker process started by `run_distributed`.
+
+    It dies with the launcher (`supervisor.child_setup`); an error it cannot go on
+    from is its log's last line, `Error: ...`, and exit status 1.
+    """
+    from kerasdl import supervisor
+
+    supervisor.child_setup()
+    try:
+        meta = json.loads((Path(directory) / "search.json").read_text())
+        recipe = load_recipe(meta["recipe"])
+        settings = meta["settings"]
+        seed_everything(settings["seed"])
+        splits = load_data(settings["data"], recipe.TASK, settings)
+        splits.spec = model_spec(splits, settings)
+        run_search(meta, recipe, splits, verbose=2)
+    except KeyboardInterrupt:
+        print("Error: stopped by its launcher.", flush=True)
+        sys.exit(130)
+    except Exception as error:
+        if diskspace.is_disk_full(error) and not isinstance(error, diskspace.DiskFull):
+            error = diskspace.disk_full(directory)
+        text = str(error).strip().splitlines()
+        print(f"Error: {type(error).__name__}: {text[0] if text else ''}", flush=True)
+        sys.exit(1)
 
 
 def free_port(host="127.0.0.1"):
@@ -319,69 +466,97 @@ def check_port(host, port):
                              "choose another with --port.") from None
 
 
-def _spawn(directory, tuner_id, host, port, log, gpu=None):
+def _worker_argv(directory):
+    return [sys.executable, "-c", "import sys; from kerasdl.tuning import worker_main; "
+            "worker_main(sys.argv[1])", str(directory)]
+
+
+def _worker_env(tuner_id, host, port, gpu=None):
     env = {**os.environ, "KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": host,
            "KERASTUNER_ORACLE_PORT": str(port), "TF_CPP_MIN_LOG_LEVEL": "3"}
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    return subprocess.Popen(
-        [sys.executable, "-c", "import sys; from kerasdl.tuning import worker_main; "
-         "worker_main(sys.argv[1])", str(directory)],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
+    return env
 
 
 def run_distributed(meta, workers, host="127.0.0.1", port=None, max_restarts=3, gpus=0):
     """Runs the search with Keras Tuner's chief/worker mode on this host.
 
     Starts a chief (the oracle, a gRPC server on `host:port`) and `workers` worker
-    processes. A worker that dies is started again under the same tuner id: the
-    chief hands it back the trial it was running, so no trial is lost or run twice,
-    and the chief, which waits while a trial is ongoing, finishes.
+    processes, through `kerasdl.supervisor`: they end with this process (SIGTERM is
+    forwarded, a SIGKILL of it is noticed by each within a second). A worker that dies
+    is started again under the same tuner id: the chief hands it back the trial it was
+    running, so no trial is lost or run twice, and the chief finishes.
 
     Returns:
         How many times workers were restarted.
+
+    Raises:
+        RunError: when the chief dies, or a worker dies `max_restarts` times: one line
+            naming the process, how it ended and the last error line of its log.
     """
+    from kerasdl import supervisor
+
     port = port or free_port(host)
     check_port(host, port)
     directory = Path(meta["directory"])
     logs = directory / "logs"
     logs.mkdir(exist_ok=True)
-    handles = {name: open(logs / f"{name}.log", "a") for name in
-               ["chief", *(f"worker{i}" for i in range(workers))]}
-    chief = _spawn(directory, "chief", host, port, handles["chief"])
-    time.sleep(2.0)
-    procs = {f"worker{i}": _spawn(directory, f"worker{i}", host, port, handles[f"worker{i}"],
-                                  gpu=(i % gpus) if gpus else None)
-             for i in range(workers)}
+    watch = supervisor.Supervisor()
     restarts = 0
     try:
-        while procs:
-            time.sleep(0.5)
-            for name, proc in list(procs.items()):
-                code = proc.poll()
-                if code is None:
-                    continue
-                if code == 0:
-                    del procs[name]
-                elif restarts < max_restarts * workers:
-                    restarts += 1
-                    print(f"Worker {name} exited with {code}; restarting it.", file=sys.stderr)
-                    procs[name] = _spawn(directory, name, host, port, handles[name])
-                else:
-                    raise RunError(f"Worker {name} failed {max_restarts} times; see {logs}.")
-            if chief.poll() not in (None, 0):
-                raise RunError(f"The tuner chief failed; see {logs / 'chief.log'}.")
-        chief.wait(timeout=60)
+        with supervisor.forward_signals():
+            watch.spawn("chief", _worker_argv(directory), env=_worker_env("chief", host, port),
+                        log=logs / "chief.log")
+            time.sleep(2.0)
+            for i in range(workers):
+                watch.spawn(f"worker{i}", _worker_argv(directory),
+                            env=_worker_env(f"worker{i}", host, port,
+                                            gpu=(i % gpus) if gpus else None),
+                            log=logs / f"worker{i}.log")
+            pending = workers
+            chief_done = False
+            while pending or not chief_done:
+                time.sleep(0.5)
+                for name, code in watch.exited():
+                    if name == "chief":
+                        if code != 0:
+                            watch.stop()
+                            raise RunError("The search stopped: "
+                                           f"{watch.report(name, code, 'the tuner chief')}.")
+                        chief_done = True  # every trial is recorded: the search is done
+                        workers_deadline = time.monotonic() + 60
+                    elif code == 0 or chief_done:
+                        pending -= 1
+                    elif restarts < max_restarts * workers:
+                        restarts += 1
+                        print(f"Worker {name} {supervisor.how_it_ended(code)}; restarting it.",
+                              file=sys.stderr)
+                        index = int(name[len("worker"):])
+                        watch.spawn(name, _worker_argv(directory),
+                                    env=_worker_env(name, host, port,
+                                                    gpu=(index % gpus) if gpus else None),
+                                    log=logs / f"{name}.log")
+                    else:
+                        watch.stop()
+                        raise RunError(f"The search stopped: {watch.report(name, code)} "
+                                       f"(after {restarts} restarts).")
+                if chief_done and pending and time.monotonic() > workers_deadline:
+                    print("The search is done; stopping workers that did not end within 60 s.",
+                          file=sys.stderr)
+                    break  # `finally` stops them
+                if not pending and not chief_done:
+                    # Every worker is done: the chief ends once its last trial is recorded.
+                    chief = watch.processes.get("chief")
+                    if chief is not None:
+                        try:
+                            chief.wait(timeout=60)
+                        except Exception:
+                            watch.stop()
+                            raise RunError("The tuner chief did not end within 60 s of its "
+                                           f"last worker; see {logs / 'chief.log'}.") from None
     finally:
-        for proc in [chief, *procs.values()]:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-        for handle in handles.values():
-            handle.close()
+        watch.stop()
     return restarts
 
 
@@ -462,6 +637,21 @@ def tune(recipe_name, settings, tuner="random", max_trials=10, objective=None, o
     Returns:
         The search directory.
     """
+    if tuner not in TUNERS:  # before the folder is created for its lock
+        raise UsageError(f"Unknown tuner: {tuner!r}. Valid tuners: {', '.join(TUNERS)}")
+    directory = search_directory(recipe_name, tuner, output)
+    with locks.hold(directory, "search"):
+        try:
+            return _tune(recipe_name, settings, tuner, max_trials, objective, output, overwrite,
+                         workers, host, port, retrain, role, worker_id)
+        except Exception as error:
+            if diskspace.is_disk_full(error) and not isinstance(error, diskspace.DiskFull):
+                raise diskspace.disk_full(directory) from None
+            raise
+
+
+def _tune(recipe_name, settings, tuner, max_trials, objective, output, overwrite, workers,
+          host, port, retrain, role, worker_id):
     meta, recipe, splits = prepare(recipe_name, settings, tuner, max_trials, objective, output,
                                    overwrite)
     directory = Path(meta["directory"])

@@ -161,3 +161,170 @@ def test_images_of_mixed_sizes_are_resized(cli, tmp_path):
     result = cli("train", "cnn", "--data", folder, "--epochs", "1", "--set", "conv_blocks=1",
                  "--output", tmp_path / "run")
     assert result.exit_code == 0, result.stderr
+
+
+# Multi-process training under faults (issue 20). Every process a test starts is ended by
+# PID in a `finally`; every wait is bounded.
+
+from processes import alive  # noqa: E402
+from processes import descendants  # noqa: E402
+from processes import end_all  # noqa: E402
+from processes import error_lines  # noqa: E402
+from processes import fill  # noqa: E402
+from processes import small_disk  # noqa: E402,F401 (a fixture)
+from processes import start_kerasdl  # noqa: E402
+from processes import wait_until  # noqa: E402
+
+
+def _start_workers(tmp_path):
+    """`train --workers 2` for long enough to be killed; its temporary folders in tmp_path."""
+    (tmp_path / "tmp").mkdir()
+    return start_kerasdl("train", "regression", "--workers", "2", "--epochs", "3000",
+                         "--output", tmp_path / "run", env={"TMPDIR": str(tmp_path / "tmp")})
+
+
+def _training(tmp_path, launcher):
+    history = tmp_path / "run" / "history.csv"
+    wait_until(lambda: history.exists() and len(history.read_text().splitlines()) > 2, 240,
+               "two epochs trained", launcher)
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_train_workers_launcher_leaves_no_process_or_folder(tmp_path, how):
+    launcher = _start_workers(tmp_path)
+    children = []
+    try:
+        _training(tmp_path, launcher)
+        children = descendants(launcher.pid)
+        assert len(children) == 2
+        assert [p.name for p in (tmp_path / "tmp").iterdir()
+                if p.name.startswith("kerasdl-workers-")]
+        launcher.send_signal(how)
+        launcher.wait(timeout=30)
+        wait_until(lambda: not any(alive(p) for p in children), 15,
+                   "the workers ending with their launcher")
+        if how == signal.SIGTERM:
+            assert launcher.returncode == 130
+            assert "SIGTERM" in error_lines(launcher.stderr.read())[0]
+            config = json.loads((tmp_path / "run" / "config.json").read_text())
+            assert config["status"] == "interrupted"  # the chief was stopped, not left
+        else:  # the next launch removes the folder a SIGKILLed launcher could not
+            from kerasdl import supervisor
+
+            os.environ["TMPDIR"], old = str(tmp_path / "tmp"), os.environ.get("TMPDIR")
+            try:
+                import tempfile
+
+                tempfile.tempdir = None
+                supervisor.temporary_folder("kerasdl-workers-").rmdir()
+            finally:
+                os.environ.pop("TMPDIR") if old is None else os.environ.update(TMPDIR=old)
+                tempfile.tempdir = None
+        assert not [p for p in (tmp_path / "tmp").iterdir()
+                    if p.name.startswith("kerasdl-workers-")]
+    finally:
+        end_all([launcher.pid, *children])
+        launcher.wait()
+
+
+def test_a_killed_worker_is_named_in_one_line(tmp_path):
+    launcher = _start_workers(tmp_path)
+    children = []
+    try:
+        _training(tmp_path, launcher)
+        children = descendants(launcher.pid)
+        worker_1 = [p for p in children if b'"index": 1' in
+                    open(f"/proc/{p}/environ", "rb").read()][0]
+        os.kill(worker_1, signal.SIGKILL)
+        _, stderr = launcher.communicate(timeout=60)
+        lines = error_lines(stderr)
+        assert launcher.returncode == 1 and len(lines) == 1, stderr[-2000:]
+        assert lines[0].startswith("Error: worker 1 of 2 was killed by SIGKILL")
+        wait_until(lambda: not any(alive(p) for p in children), 15, "the chief stopped")
+    finally:
+        end_all([launcher.pid, *children])
+        launcher.wait()
+
+
+def test_a_run_folder_in_use_is_refused_naming_its_process(tmp_path):
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from kerasdl import "
+                               "locks; locks.acquire(sys.argv[1], 'run'); print('held', "
+                               "flush=True); time.sleep(300)", str(run)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = subprocess.run([sys.executable, "-m", "kerasdl", "train", "regression",
+                                  "--epochs", "1", "--output", str(run)],
+                                 capture_output=True, text=True, timeout=120)
+        line = assert_one_line_error(refused, 1, f"in use by process {holder.pid} on host")
+        assert "run" in line and not (run / "config.json").exists()
+    finally:
+        end_all([holder.pid])
+        holder.wait()
+
+
+def _lonely_worker(tmp_path, timeout):
+    from kerasdl.distributed import _free_port
+
+    ports = [_free_port(), _free_port()]
+    config = {"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+              "task": {"type": "worker", "index": 0}}
+    process = start_kerasdl("train", "regression", "--epochs", "1", "--strategy",
+                            "multiworker", "--output", tmp_path / "run",
+                            env={"TF_CONFIG": json.dumps(config),
+                                 "KERASDL_PEER_TIMEOUT": str(timeout)})
+    return process, ports
+
+
+def test_multiworker_waits_a_bounded_time_for_a_missing_worker_and_names_it(tmp_path):
+    process, ports = _lonely_worker(tmp_path, 5)
+    try:
+        _, stderr = process.communicate(timeout=120)
+        lines = error_lines(stderr)
+        assert process.returncode == 1 and len(lines) == 1, stderr[-2000:]
+        assert f"not reachable: worker 1 (127.0.0.1:{ports[1]})" in lines[0]
+        assert "KERASDL_PEER_TIMEOUT" in lines[0]
+    finally:
+        end_all([process.pid])
+        process.wait()
+
+
+def test_multiworker_waiting_for_peers_stops_at_once_on_ctrl_c(tmp_path):
+    # SIGTERM is caught by TensorFlow's own preemption notifier while it waits (the wait
+    # then ends at the timeout, or when the launcher of `--workers` kills it).
+    how = signal.SIGINT
+    process, ports = _lonely_worker(tmp_path, 600)
+    try:
+        import socket
+
+        def listening():  # its own server is up: it waits for worker 1 now
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", ports[0])) == 0
+
+        wait_until(listening, 120, "the worker waiting for its peer", process)
+        time.sleep(1.0)
+        sent = time.monotonic()
+        process.send_signal(how)
+        process.wait(timeout=10)
+        assert time.monotonic() - sent < 5
+    finally:
+        end_all([process.pid])
+        process.wait()
+
+
+def test_a_full_disk_while_training_fails_the_run_in_one_line(small_disk):
+    run = small_disk / "run"
+    fill(small_disk, leave=400_000)  # less than the 1 MB kerasdl keeps free when saving
+    full = subprocess.run([sys.executable, "-m", "kerasdl", "train", "regression", "--epochs",
+                           "3", "--output", str(run)], capture_output=True, text=True,
+                          timeout=300)
+    line = assert_one_line_error(full, 1, "space", str(run), "MB needed")
+    assert "free" in line
+    config = json.loads((run / "config.json").read_text())
+    assert config["status"] == "failed" and "space" in config["error"]
+    (small_disk / "filler").unlink()
+    resumed = subprocess.run([sys.executable, "-m", "kerasdl", "train", "--resume", str(run)],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((run / "config.json").read_text())["status"] == "completed"

@@ -47,19 +47,16 @@ def test_search_killed_mid_trial_resumes_without_loss_or_repeat(tmp_path):
     _assert_complete_and_unique(_results(out), 3, names)
 
 
-def test_repair_drops_unreadable_trials_and_their_references(tmp_path):
+def test_repair_drops_trials_the_oracle_never_recorded(tmp_path):
     project = tmp_path / "tuner"
     (project / "trial_0").mkdir(parents=True)
-    (project / "trial_0" / "trial.json").write_text('{"trial_id": "0"}')
+    (project / "trial_0" / "trial.json").write_text(json.dumps(
+        {"trial_id": "0", "hyperparameters": {}, "metrics": {}, "status": "RUNNING"}))
     (project / "trial_1").mkdir()
     (project / "trial_1" / "trial.json").write_text('{"trial_id": ')
     (project / "trial_2").mkdir()  # created, never written
-    (project / "oracle.json").write_text(json.dumps(
-        {"ongoing_trials": {"tuner0": "1", "tuner1": "0"}, "retry_queue": ["2", "0"]}))
-    assert sorted(repair(project)) == ["1", "2"]
-    assert sorted(p.name for p in project.iterdir()) == ["oracle.json", "trial_0"]
-    state = json.loads((project / "oracle.json").read_text())
-    assert state["ongoing_trials"] == {"tuner1": "0"} and state["retry_queue"] == ["0"]
+    assert repair(project) == []  # no oracle.json yet: nothing had started for Keras Tuner
+    assert sorted(p.name for p in project.iterdir()) == ["trial_0"]
 
 
 def test_chief_and_two_workers_survive_a_killed_worker(tmp_path):
