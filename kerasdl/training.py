@@ -75,7 +75,7 @@ def build(recipe, spec, settings, train_data, strategy=None):
     recipe.make_pipeline(train_data, spec, space, training=True,
                          batch_size=settings["batch_size"])
     hp = hparams.pinned(settings.get("set", {}), space)
-    keras.backend.clear_session()
+    devices.clear_session()  # keeps the `--mixed-precision` policy
     seed_everything(settings["seed"])
     # Variables are created under the strategy (mirrored on each replica).
     with pretrained.downloads(), (strategy or tf.distribute.get_strategy()).scope():
@@ -231,7 +231,9 @@ def _train(recipe_name, recipe, settings, splits, strategy, accelerator, command
     if distributed.is_multiworker(strategy):
         model.jit_compile = False  # the multi-worker loop's step is not XLA-compiled
     # What Keras uses: it falls back to no XLA for a model XLA cannot compile.
-    accelerator = {**accelerator, "jit_used": bool(model.jit_compile),
+    # The policy the model's layers compute in, not the one asked for.
+    accelerator = {**accelerator, "precision": devices.model_precision(model),
+                   "jit_used": bool(model.jit_compile),
                    "steps_per_execution": model.steps_per_execution}
     train_data, validation_data, test_data = pipelines(recipe, splits, hp, settings["batch_size"])
 
