@@ -27,6 +27,8 @@ Usage:
     python gan.py    # standalone demo on images it draws itself
 """
 
+import random
+
 import keras
 import keras_tuner
 import numpy as np
@@ -57,10 +59,14 @@ class GAN(keras.Model):
     """A generator and a discriminator trained against each other.
 
     Calling the model on codes generates images; `generate(n)` draws the codes too.
+    `seed` (of the codes drawn in training and sampling) None draws one from Python's
+    `random`, which `keras.utils.set_random_seed` seeds: a run's `--seed` reaches it.
+    The seed drawn is saved with the model.
     """
 
-    def __init__(self, generator, discriminator, learning_rate=2e-4, seed=1337, **kwargs):
+    def __init__(self, generator, discriminator, learning_rate=2e-4, seed=None, **kwargs):
         super().__init__(**kwargs)
+        seed = random.randint(1, 2**31 - 1) if seed is None else seed
         self.generator = generator
         self.discriminator = discriminator
         self.learning_rate = learning_rate
