@@ -206,13 +206,33 @@ def mmd(real, fake):
     return float(kernel[0].mean() + kernel[1].mean() - 2 * kernel[2].mean())
 
 
-def fit(hp, model, x, validation_data=None, **kwargs):
-    """Trains the GAN; returns `{"mmd": ...}` on the validation images for the tuner."""
-    history = model.fit(x, **kwargs)
+class ValidationMMD(keras.callbacks.Callback):
+    """Adds `mmd` to each epoch's logs: generated (fixed codes) against validation images.
+
+    Callbacks after it see the value, so a trainer can keep the best epoch by it.
+    """
+
+    def __init__(self, real):
+        super().__init__()
+        self.real = real
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["mmd"] = mmd(self.real, self.model.generate(len(self.real), seed=0))
+
+
+def fit(hp, model, x, validation_data=None, callbacks=None, **kwargs):
+    """Trains the GAN; returns `{"mmd": ...}` on the validation images for the tuner.
+
+    With validation data every epoch logs its MMD (`ValidationMMD`, first among the
+    callbacks); the value returned is the last epoch's.
+    """
     if validation_data is None:
-        return history
+        return model.fit(x, callbacks=callbacks, **kwargs)
     real = np.concatenate([np.asarray(batch) for batch in validation_data])
-    return {"mmd": mmd(real, model.generate(len(real), seed=0))}
+    history = model.fit(x, callbacks=[ValidationMMD(real), *(callbacks or [])], **kwargs)
+    scores = history.history.get("mmd")
+    return {"mmd": scores[-1] if scores else mmd(real, model.generate(len(real), seed=0))}
 
 
 if __name__ == "__main__":
