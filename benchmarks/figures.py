@@ -42,6 +42,8 @@ FIGURES = {
         ("digits: test MSE (undercomplete)", [], ("test", "mse"), 4),
         ("without the 0s: anomaly ROC AUC of the 0s", ["--exclude-class", "0"],
          ("anomaly_roc_auc",), 3),
+        *[(f"digits: test MSE ({variant})", ["--set", f"variant={variant}"], ("test", "mse"), 4)
+          for variant in ("sparse", "denoising", "convolutional", "contractive", "variational")],
     ],
     "cnn": [("digits: test accuracy", [], ("test", "accuracy"), 3)],
     "lstm": [
