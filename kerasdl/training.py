@@ -362,6 +362,10 @@ class KeepBest(keras.callbacks.Callback):
     (not at the end of each `fit`: a fine-tuning recipe's second phase starts from
     where its first ended). Place it before BackupAndRestore: a kill between the two
     repeats an epoch, whose value then only ties.
+
+    A tie (common for accuracy on a small validation split) goes to the epoch of the
+    lower `val_loss`, when the monitor is another metric: otherwise the first epoch
+    that reaches the best accuracy, often barely trained, would be kept.
     """
 
     def __init__(self, backup_dir, monitor, mode):
@@ -376,9 +380,12 @@ class KeepBest(keras.callbacks.Callback):
             if record.get("monitor") == monitor:
                 self.best = record
 
-    def _beats(self, value):
+    def _beats(self, value, loss):
         if self.best is None:
             return True
+        if value == self.best["value"]:
+            previous = self.best.get("val_loss")
+            return loss is not None and previous is not None and loss < previous
         return value > self.best["value"] if self.mode == "max" else value < self.best["value"]
 
     def on_epoch_end(self, epoch, logs=None):
@@ -387,7 +394,9 @@ class KeepBest(keras.callbacks.Callback):
             return
         self.seen = True
         value = float(value)
-        if not np.isfinite(value) or not self._beats(value):
+        loss = (logs or {}).get("val_loss") if self.monitor != "val_loss" else None
+        loss = float(loss) if loss is not None and np.isfinite(float(loss)) else None
+        if not np.isfinite(value) or not self._beats(value, loss):
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         weights = self.folder / "best.partial.npz"
@@ -395,7 +404,7 @@ class KeepBest(keras.callbacks.Callback):
             np.savez(handle, *self.model.get_weights())
         os.replace(weights, self.folder / "best.weights.npz")
         self.best = {"epoch": epoch + 1, "value": value, "monitor": self.monitor,
-                     "mode": self.mode}
+                     "mode": self.mode, "val_loss": loss}
         runs.write_json(self.folder / "best.json.partial", self.best)
         os.replace(self.folder / "best.json.partial", self.folder / "best.json")
 
