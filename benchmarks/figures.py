@@ -72,13 +72,18 @@ def _value(metrics, path):
     return metrics
 
 
-def _run(recipe, args, seed, folder):
-    """Trains one run into `folder` (reused when it completed); returns its metrics."""
+def _run(recipe, args, seed, folder, train=True):
+    """Trains one run into `folder` (reused when it completed); returns its metrics.
+
+    With `train` False a run not completed yet gives None.
+    """
     metrics_file = folder / "metrics.json"
     config_file = folder / "config.json"
     if metrics_file.exists() and config_file.exists():
         if json.loads(config_file.read_text()).get("status") == "completed":
             return json.loads(metrics_file.read_text())
+    if not train:
+        return None
     command = [sys.executable, "-m", "kerasdl", "train", recipe, *args, "--seed", str(seed),
                "--output", str(folder)]
     if folder.exists():
@@ -95,8 +100,11 @@ def _run(recipe, args, seed, folder):
     return json.loads(metrics_file.read_text())
 
 
-def measure(recipes, seeds, work):
-    """Returns one row per figure: label, values per seed, median, min, max, command."""
+def measure(recipes, seeds, work, train=True):
+    """Returns one row per figure: label, values per seed, median, min, max, command.
+
+    With `train` False only completed runs are read; a figure missing any is left out.
+    """
     rows = []
     for recipe in recipes:
         commands = {}
@@ -106,8 +114,12 @@ def measure(recipes, seeds, work):
                 name = "default" if not args else "_".join(a.strip("-").replace("=", "-")
                                                           for a in args)
                 commands[key] = [_run(recipe, list(args), FIRST_SEED + offset,
-                                      work / recipe / f"{name}-seed{FIRST_SEED + offset}")
+                                      work / recipe / f"{name}-seed{FIRST_SEED + offset}",
+                                      train)
                                  for offset in range(seeds)]
+            if any(metrics is None for metrics in commands[key]):
+                print(f"[figures] left out (runs missing): {recipe}: {label}", file=sys.stderr)
+                continue
             values = [_value(metrics, path) for metrics in commands[key]]
             if any(value is None for value in values):
                 raise SystemExit(f"{recipe}: no {'.'.join(path)} in metrics.json")
@@ -141,6 +153,8 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=3, help="seeds per figure (default 3)")
     parser.add_argument("--work", type=Path, default=Path("figures-runs"),
                         help="folder of the runs (default: figures-runs)")
+    parser.add_argument("--no-train", action="store_true",
+                        help="tabulate the completed runs only; train nothing")
     options = parser.parse_args(argv)
     recipes = [name.strip() for name in options.recipes.split(",") if name.strip()]
     unknown = [name for name in recipes if name not in FIGURES]
@@ -148,7 +162,7 @@ def main(argv=None):
         parser.error(f"unknown recipes {unknown}; valid: {', '.join(FIGURES)}")
     if options.seeds < 1:
         parser.error(f"--seeds must be a positive integer. Received: {options.seeds}")
-    rows = measure(recipes, options.seeds, options.work)
+    rows = measure(recipes, options.seeds, options.work, train=not options.no_train)
     table = markdown(rows, options.seeds)
     options.work.mkdir(parents=True, exist_ok=True)
     (options.work / "figures.md").write_text(table + "\n")
