@@ -13,8 +13,7 @@ Default data: digits (binarised at half ink).
 Result: test reconstruction MSE 0.0317 against the grey-level digits, median of 3 seeds,
 range 0.0312-0.0322 (`kerasdl train rbm --seed 1337|1338|1339`; `python
 benchmarks/figures.py --recipes rbm`); one epoch at learning rate 0.001, barely trained:
-0.132 (0.132-0.132). Learned filters in
-plots/filters.png.
+0.132 (0.132-0.132). Learned filters in plots/filters.png.
 Parameters: 4,224 (the default model on digits)
 
 Usage:
