@@ -10,8 +10,9 @@ feed-forward network, both with a residual connection and layer normalization, a
 pooling over the steps and a softmax give the class.
 
 Default data: patterns (generated sequences, 64 steps: sine, square or sawtooth).
-Result: 0.983 test accuracy (`kerasdl train attention`, seed 1337); the lstm recipe's GRU:
-0.980.
+Result: 0.990 test accuracy, median of 3 seeds, range 0.987-0.997 (`kerasdl train attention
+--seed 1337|1338|1339`; `python benchmarks/figures.py --recipes attention`); the lstm
+recipe's GRU: 0.967 (0.897-0.977).
 Parameters: 10,883 (the default model on patterns)
 
 Usage:

@@ -26,9 +26,11 @@ def test_cnn_reaches_97_percent_on_digits_with_defaults(cli, tmp_path):
     assert result.stdout.strip() == str(run)
     metrics = _metrics(run)
     assert metrics["test"]["accuracy"] >= 0.97
-    # The header states what the defaults reach; keep it true.
+    # The header states the median of 3 seeds (0.986-0.997 across them); a band that
+    # holds for any seed, not one seed's figure.
     assert metrics["test"]["accuracy"] == pytest.approx(
-        _stated("cnn", r"([\d.]+) test accuracy"), abs=0.01)
+        _stated("cnn", r"([\d.]+) test accuracy"), abs=0.015)
+    assert metrics["best_epoch"] is not None and metrics["monitor"] == "val_accuracy"
 
     # The run directory as DESIGN.md describes it.
     for name in ("config.json", "model.keras", "history.csv", "metrics.json",
