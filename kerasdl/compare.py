@@ -2,8 +2,9 @@
 
 A variant is a set of hyperparameters (`--set`) and settings; each is trained once per
 seed into `OUTPUT/runs/VARIANT-seedN/` (ordinary runs), then `comparison.csv` holds one
-row per variant: its metrics as mean and standard deviation over the seeds, wall time,
-and epochs run. Plots overlay the variants' validation curves and, with `gradients`,
+row per variant: its test metrics, the same metrics on its training examples (`train_*`)
+and their difference (`gap_*`, train minus test: overfitting), as mean and standard
+deviation over the seeds, wall time, and epochs run. Plots overlay the variants' validation curves and, with `gradients`,
 their per-layer gradient norms.
 """
 
@@ -217,6 +218,11 @@ def _compare(recipe_name, base_settings, variants, seeds, gradients, output, com
             metrics = json.loads((run_dir / "metrics.json").read_text())
             history = pd.read_csv(run_dir / "history.csv")
             record = {f"test_{name}": value for name, value in metrics["test"].items()}
+            # The same metrics on the examples it learnt from: the gap shows overfitting.
+            for name, value in _train_scores(recipe_name, run_dir, run_settings).items():
+                record[f"train_{name}"] = value
+                if f"test_{name}" in record:
+                    record[f"gap_{name}"] = value - record[f"test_{name}"]
             for name, value in (metrics.get("per_class_recall") or {}).items():
                 record[f"recall_{name}"] = value
             record.update(seconds=time.perf_counter() - start, epochs_run=len(history),
@@ -240,6 +246,29 @@ def _compare(recipe_name, base_settings, variants, seeds, gradients, output, com
                                  ["norm"].mean() for label, f in gradient_frames.items()},
                                 output / "gradient_norms.png")
     return output, frame
+
+
+def _train_scores(recipe_name, run_dir, run_settings):
+    """A run's final model scored on its own training examples, in inference mode.
+
+    Inference mode (no dropout, no input noise), unlike the `accuracy` column of
+    history.csv, so a regularised model's fit of its training data is not understated.
+    The training split is loaded as the run loaded it (`train_examples` included).
+    """
+    import contextlib
+
+    from kerasdl.data import load_data
+    from kerasdl.evaluation import _fixed_hp
+
+    recipe = registry.load_recipe(recipe_name)
+    config = json.loads((run_dir / "config.json").read_text())
+    splits = load_data(run_settings["data"], recipe.TASK, run_settings)
+    batches = recipe.make_pipeline(splits.train, splits.spec, _fixed_hp(config), training=False,
+                                   batch_size=run_settings["batch_size"])
+    model = runs.load_model(run_dir / "model.keras")
+    with contextlib.redirect_stdout(sys.stderr):
+        scores = model.evaluate(batches, return_dict=True, verbose=0)
+    return {name: float(value) for name, value in scores.items()}
 
 
 def _check_variants(recipe_name, base_settings, variants):
@@ -290,8 +319,13 @@ def _mean_history(histories):
 
 def describe(frame):
     """A short table of the comparison for the terminal: variant, main metrics, time."""
-    columns = ([c for c in frame.columns if c.startswith("test_") and c.endswith("_mean")]
-               + [c for c in frame.columns if c.startswith("recall_") and c.endswith("_mean")])
+    columns = []
+    for column in frame.columns:
+        if column.startswith("test_") and column.endswith("_mean"):
+            # Train next to test: the gap between them is overfitting.
+            columns += [c for c in (column.replace("test_", "train_", 1), column)
+                        if c in frame.columns]
+    columns += [c for c in frame.columns if c.startswith("recall_") and c.endswith("_mean")]
     rows = []
     for _, row in frame.iterrows():
         values = [f"{row[c]:.4f} ± {row[c.replace('_mean', '_std')]:.4f}"
