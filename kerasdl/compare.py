@@ -3,7 +3,7 @@
 A variant is a set of hyperparameters (`--set`) and settings; each is trained once per
 seed into `OUTPUT/runs/VARIANT-seedN/` (ordinary runs), then `comparison.csv` holds one
 row per variant: its test metrics, the same metrics on its training examples (`train_*`)
-and their difference (`gap_*`, train minus test: overfitting), as mean and standard
+and the gap between them (`gap_*`: how much worse on test, overfitting), as mean and standard
 deviation over the seeds, wall time, and epochs run. Plots overlay the variants' validation curves and, with `gradients`,
 their per-layer gradient norms.
 """
@@ -222,7 +222,7 @@ def _compare(recipe_name, base_settings, variants, seeds, gradients, output, com
             for name, value in _train_scores(recipe_name, run_dir, run_settings).items():
                 record[f"train_{name}"] = value
                 if f"test_{name}" in record:
-                    record[f"gap_{name}"] = value - record[f"test_{name}"]
+                    record[f"gap_{name}"] = _gap(name, value, record[f"test_{name}"])
             for name, value in (metrics.get("per_class_recall") or {}).items():
                 record[f"recall_{name}"] = value
             record.update(seconds=time.perf_counter() - start, epochs_run=len(history),
@@ -246,6 +246,12 @@ def _compare(recipe_name, base_settings, variants, seeds, gradients, output, com
                                  ["norm"].mean() for label, f in gradient_frames.items()},
                                 output / "gradient_norms.png")
     return output, frame
+
+
+def _gap(name, train, test):
+    """How much worse a metric is on the test split than on the training examples."""
+    higher_is_better = any(word in name for word in ("acc", "auc", "recall", "precision"))
+    return train - test if higher_is_better else test - train
 
 
 def _train_scores(recipe_name, run_dir, run_settings):
