@@ -90,6 +90,8 @@ def bench(recipe_name, settings, steps=50, repeats=3):
     strategy, accelerator = devices.configure(settings)
     try:
         model, hp = build(recipe, splits.spec, settings, splits.train, strategy)
+        # The policy the model's layers compute in, not the one asked for.
+        accelerator = {**accelerator, "precision": devices.model_precision(model)}
         batch_size = settings["batch_size"]
         train = recipe.make_pipeline(splits.train, splits.spec, hp, training=True,
                                      batch_size=batch_size)

@@ -126,9 +126,14 @@ def configure(settings):
             policy = "mixed_float16"
         elif cpu_supports_bfloat16():
             policy = "mixed_bfloat16"
+            print("Mixed precision on the CPU: mixed_bfloat16 (this CPU computes bfloat16); "
+                  "float16 mixed precision is usually slower than float32 on CPUs "
+                  "(tensorflow#45441).", file=sys.stderr)
         else:
-            raise UsageError("`--mixed-precision` needs a GPU or a CPU with bfloat16 "
-                             "(AVX512_BF16 or AMX); this machine has neither.")
+            raise UsageError("`--mixed-precision` on the CPU needs bfloat16 (AVX512_BF16 or "
+                             "AMX), which this CPU lacks: float16 mixed precision is usually "
+                             "slower than float32 on CPUs (tensorflow#45441). Valid here: leave "
+                             "--mixed-precision out, or use a GPU.")
     keras.mixed_precision.set_global_policy(policy)
 
     strategy_name = settings.get("strategy") or "auto"
@@ -156,6 +161,42 @@ def configure(settings):
               "workers": workers,
               "precision": policy, "jit": settings.get("jit")}
     return strategy, record
+
+
+def clear_session():
+    """`keras.backend.clear_session()` that keeps the global dtype policy.
+
+    Keras' `clear_session` resets all its global state, the mixed precision policy
+    with it: a model built after it would compute in float32 whatever was asked.
+    """
+    import keras
+
+    policy = keras.config.dtype_policy()
+    keras.backend.clear_session()
+    keras.config.set_dtype_policy(policy)
+
+
+def model_precision(model):
+    """The dtype policy a model really computes in: the most common among its layers.
+
+    Counts the layers that hold weights (a recipe may keep an output layer in
+    float32 under a mixed policy); a model without any gives its own policy.
+    """
+    import collections
+
+    counts = collections.Counter()
+
+    def visit(layer):
+        children = list(getattr(layer, "layers", None) or [])
+        for child in children:
+            visit(child)
+        if not children and layer.weights:
+            counts[layer.dtype_policy.name] += 1
+
+    visit(model)
+    if not counts:
+        return model.dtype_policy.name
+    return counts.most_common(1)[0][0]
 
 
 def reset_precision():

@@ -75,7 +75,7 @@ def build(recipe, spec, settings, train_data, strategy=None):
     recipe.make_pipeline(train_data, spec, space, training=True,
                          batch_size=settings["batch_size"])
     hp = hparams.pinned(settings.get("set", {}), space)
-    keras.backend.clear_session()
+    devices.clear_session()  # keeps the `--mixed-precision` policy
     seed_everything(settings["seed"])
     # Variables are created under the strategy (mirrored on each replica).
     with pretrained.downloads(), (strategy or tf.distribute.get_strategy()).scope():
@@ -231,7 +231,9 @@ def _train(recipe_name, recipe, settings, splits, strategy, accelerator, command
     if distributed.is_multiworker(strategy):
         model.jit_compile = False  # the multi-worker loop's step is not XLA-compiled
     # What Keras uses: it falls back to no XLA for a model XLA cannot compile.
-    accelerator = {**accelerator, "jit_used": bool(model.jit_compile),
+    # The policy the model's layers compute in, not the one asked for.
+    accelerator = {**accelerator, "precision": devices.model_precision(model),
+                   "jit_used": bool(model.jit_compile),
                    "steps_per_execution": model.steps_per_execution}
     train_data, validation_data, test_data = pipelines(recipe, splits, hp, settings["batch_size"])
 
@@ -337,6 +339,75 @@ def backup_epoch(run_dir):
     return int(json.loads(metadata.read_text())["epoch"])
 
 
+def monitored(recipe):
+    """What a run's best epoch is chosen by: `(metric, mode)`.
+
+    The recipe's `OBJECTIVE` (a name, or a keras_tuner.Objective with its direction),
+    else `val_loss`. A name's direction is `max` for accuracies and AUCs, else `min`.
+    """
+    objective = getattr(recipe, "OBJECTIVE", None) or "val_loss"
+    if isinstance(objective, str):
+        return objective, "max" if "acc" in objective or "auc" in objective else "min"
+    return objective.name, objective.direction
+
+
+class KeepBest(keras.callbacks.Callback):
+    """Keeps the weights of the best epoch by a validation metric, across `--resume`.
+
+    At the end of every epoch whose `monitor` value beats the best so far, the model's
+    weights go to `backup_dir/best.weights.npz` and the epoch and value to
+    `best.json` (both renamed into place, so a kill never leaves half a file). A
+    resumed run reads them back, so the best epoch before a kill still counts.
+    `restore(model)` loads the best weights once every phase of training has ended
+    (not at the end of each `fit`: a fine-tuning recipe's second phase starts from
+    where its first ended). Place it before BackupAndRestore: a kill between the two
+    repeats an epoch, whose value then only ties.
+    """
+
+    def __init__(self, backup_dir, monitor, mode):
+        super().__init__()
+        self.folder = Path(backup_dir)
+        self.monitor, self.mode = monitor, mode
+        self.best = None
+        self.seen = False
+        saved = self.folder / "best.json"
+        if saved.exists() and (self.folder / "best.weights.npz").exists():
+            record = json.loads(saved.read_text())
+            if record.get("monitor") == monitor:
+                self.best = record
+
+    def _beats(self, value):
+        if self.best is None:
+            return True
+        return value > self.best["value"] if self.mode == "max" else value < self.best["value"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            return
+        self.seen = True
+        value = float(value)
+        if not np.isfinite(value) or not self._beats(value):
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        weights = self.folder / "best.partial.npz"
+        with open(weights, "wb") as handle:
+            np.savez(handle, *self.model.get_weights())
+        os.replace(weights, self.folder / "best.weights.npz")
+        self.best = {"epoch": epoch + 1, "value": value, "monitor": self.monitor,
+                     "mode": self.mode}
+        runs.write_json(self.folder / "best.json.partial", self.best)
+        os.replace(self.folder / "best.json.partial", self.folder / "best.json")
+
+    def restore(self, model):
+        """Loads the best epoch's weights into `model`; returns the record, or None."""
+        if self.best is None:
+            return None
+        with np.load(self.folder / "best.weights.npz") as saved:
+            model.set_weights([saved[f"arr_{index}"] for index in range(len(saved.files))])
+        return self.best
+
+
 class HistoryLogger(keras.callbacks.CSVLogger):
     """CSVLogger that appends from its second `fit` on, and logs the trainable parameters.
 
@@ -423,8 +494,12 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
                                           splits.spec, hp, training=True,
                                           batch_size=settings["batch_size"])
         validation_data = None
+    monitor, mode = monitored(recipe)
+    keep_best = (KeepBest(run_dir / "backup", monitor, mode)
+                 if validation_data is not None else None)
     callbacks = [
         StopOnNaN(),
+        *([keep_best] if keep_best is not None else []),
         # Epoch-boundary backups: a resumed run continues bit for bit from the last
         # completed epoch (mid-epoch backups would restart an epoch half-trained).
         AtomicBackupAndRestore(str(run_dir / "backup")),
@@ -434,8 +509,9 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
     if hasattr(model, "generate"):
         callbacks.append(SampleGrid(run_dir / "plots", every=max(1, settings["epochs"] // 5)))
     if settings.get("early_stopping") and validation_data is not None:
+        # KeepBest restores the best epoch, also after a resume.
         callbacks.append(keras.callbacks.EarlyStopping(
-            patience=settings["early_stopping"], restore_best_weights=True))
+            monitor=monitor, mode=mode, patience=settings["early_stopping"]))
     if settings.get("gradients"):
         callbacks.append(GradientNorms(next(iter(train_data)), run_dir / "gradients.csv"))
     fit = getattr(recipe, "fit", None)
@@ -464,6 +540,15 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
                       epochs=settings["epochs"], callbacks=callbacks, verbose=verbose,
                       class_weight=class_weight)
         seconds = time.perf_counter() - start
+        best = keep_best.restore(model) if keep_best is not None else None
+        if best is not None:
+            print(f"Kept the best epoch by {monitor}: epoch {best['epoch']} "
+                  f"({monitor} {best['value']:.4f}).", file=sys.stderr)
+            if isinstance(returned, dict) and monitor in returned:
+                returned = {**returned, monitor: best["value"]}  # what the kept model scored
+        elif keep_best is not None and not keep_best.seen:
+            print(f"No `{monitor}` in the epoch logs: the last epoch's model is kept.",
+                  file=sys.stderr)
         test_metrics = model.evaluate(test_data, return_dict=True, verbose=0)
     runs.atomic_write(run_dir / "model.keras", lambda tmp: model.save(tmp))
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
@@ -481,6 +566,12 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
                        if isinstance(returned, dict) else None),
         "baseline": _baseline_or_none(splits),
         "epochs": settings["epochs"],
+        # The model kept: the best validation epoch (1-based) by `monitor`; None when
+        # there was no validation split (the last epoch's model).
+        "best_epoch": best["epoch"] if best is not None else None,
+        "monitor": monitor if best is not None else None,
+        "monitor_mode": mode if best is not None else None,
+        "best_value": best["value"] if best is not None else None,
         "train_seconds": round(seconds, 3),
         "samples_per_second": round(examples * settings["epochs"] / seconds, 1)
         if examples and examples > 0 else None,

@@ -50,6 +50,8 @@ PROJECT = "tuner"
 SEARCH_SETTINGS = ("data", "target", "data_dir", "epochs", "batch_size", "seed", "split_seed",
                    "validation_split", "test_split", "image_size", "channels", "window",
                    "horizon", "exclude_classes")
+# How trials run, not what they measure: a resumed search may change them.
+DEVICE_SETTINGS = ("device", "mixed_precision", "jit", "strategy", "steps_per_execution")
 OWN_OUTPUTS = ("search.json", PROJECT, "results.csv", "best_hyperparameters.json", "plots",
                "best")
 
@@ -61,8 +63,11 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         super().__init__(name=recipe.__name__.rsplit(".", 1)[-1])
         self.recipe, self.splits, self.batch_size = recipe, splits, batch_size
         self.settings = settings or {}
+        # Keras Tuner clears the session before each build, which resets the policy.
+        self.policy = keras.config.dtype_policy().name
 
     def build(self, hp):
+        keras.config.set_dtype_policy(self.policy)
         model = self.recipe.build_model(hp, self.splits.spec)
         apply_execution_settings(model, self.settings)  # `jit`, `steps_per_execution`
         return model
@@ -114,7 +119,7 @@ def _tuner_class(kind):
             if kind != "hyperband":
                 for checkpoint in folder.glob("checkpoint*"):
                     checkpoint.unlink()
-            keras.backend.clear_session()
+            devices.clear_session()
 
     return KerasdlTuner
 
@@ -157,6 +162,7 @@ def _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials, objec
         "search_space": hparams.describe(space),
         "pinned": dict(pinned.values),
         "settings": {key: settings.get(key) for key in SEARCH_SETTINGS},
+        "devices": {key: settings.get(key) for key in DEVICE_SETTINGS},
         "directory": str(directory),
     }
 
@@ -265,10 +271,10 @@ def run_search(meta, recipe, splits, verbose=1):
     The `device`, `mixed_precision`, `jit` and `strategy` settings apply to every trial;
     a strategy over several replicas is Keras Tuner's `distribution_strategy`.
     """
-    strategy, accelerator = devices.configure(meta["settings"])
+    settings = {**meta["settings"], **meta.get("devices", {})}
+    strategy, accelerator = devices.configure(settings)
     try:
-        hypermodel = RecipeHyperModel(recipe, splits, meta["settings"]["batch_size"],
-                                      settings=meta["settings"])
+        hypermodel = RecipeHyperModel(recipe, splits, settings["batch_size"], settings=settings)
         tuner = make_tuner(meta, hypermodel,
                            strategy=strategy if accelerator["replicas"] > 1 else None)
         # Keras Tuner reports progress on stdout; stdout is kept for results.

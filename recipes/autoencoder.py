@@ -27,6 +27,7 @@ Usage:
 """
 
 import math
+import random
 
 import keras
 import keras_tuner
@@ -71,10 +72,16 @@ class ContractiveDense(layers.Dense):
 
 @keras.saving.register_keras_serializable(package="kerasdl")
 class VAE(keras.Model):
-    """A variational autoencoder: `encoder` gives (z_mean, z_log_var), `decoder` an image."""
+    """A variational autoencoder: `encoder` gives (z_mean, z_log_var), `decoder` an image.
 
-    def __init__(self, encoder, decoder, seed=1337, **kwargs):
+    `seed` (of the sampled codes) None draws one from Python's `random`, which
+    `keras.utils.set_random_seed` seeds: a run's `--seed` reaches it. The seed drawn is
+    saved with the model.
+    """
+
+    def __init__(self, encoder, decoder, seed=None, **kwargs):
         super().__init__(**kwargs)
+        seed = random.randint(1, 2**31 - 1) if seed is None else seed
         self.encoder = encoder
         self.decoder = decoder
         self.seed = seed

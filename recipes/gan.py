@@ -27,6 +27,8 @@ Usage:
     python gan.py    # standalone demo on images it draws itself
 """
 
+import random
+
 import keras
 import keras_tuner
 import numpy as np
@@ -57,10 +59,14 @@ class GAN(keras.Model):
     """A generator and a discriminator trained against each other.
 
     Calling the model on codes generates images; `generate(n)` draws the codes too.
+    `seed` (of the codes drawn in training and sampling) None draws one from Python's
+    `random`, which `keras.utils.set_random_seed` seeds: a run's `--seed` reaches it.
+    The seed drawn is saved with the model.
     """
 
-    def __init__(self, generator, discriminator, learning_rate=2e-4, seed=1337, **kwargs):
+    def __init__(self, generator, discriminator, learning_rate=2e-4, seed=None, **kwargs):
         super().__init__(**kwargs)
+        seed = random.randint(1, 2**31 - 1) if seed is None else seed
         self.generator = generator
         self.discriminator = discriminator
         self.learning_rate = learning_rate
@@ -200,13 +206,33 @@ def mmd(real, fake):
     return float(kernel[0].mean() + kernel[1].mean() - 2 * kernel[2].mean())
 
 
-def fit(hp, model, x, validation_data=None, **kwargs):
-    """Trains the GAN; returns `{"mmd": ...}` on the validation images for the tuner."""
-    history = model.fit(x, **kwargs)
+class ValidationMMD(keras.callbacks.Callback):
+    """Adds `mmd` to each epoch's logs: generated (fixed codes) against validation images.
+
+    Callbacks after it see the value, so a trainer can keep the best epoch by it.
+    """
+
+    def __init__(self, real):
+        super().__init__()
+        self.real = real
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["mmd"] = mmd(self.real, self.model.generate(len(self.real), seed=0))
+
+
+def fit(hp, model, x, validation_data=None, callbacks=None, **kwargs):
+    """Trains the GAN; returns `{"mmd": ...}` on the validation images for the tuner.
+
+    With validation data every epoch logs its MMD (`ValidationMMD`, first among the
+    callbacks); the value returned is the last epoch's.
+    """
     if validation_data is None:
-        return history
+        return model.fit(x, callbacks=callbacks, **kwargs)
     real = np.concatenate([np.asarray(batch) for batch in validation_data])
-    return {"mmd": mmd(real, model.generate(len(real), seed=0))}
+    history = model.fit(x, callbacks=[ValidationMMD(real), *(callbacks or [])], **kwargs)
+    scores = history.history.get("mmd")
+    return {"mmd": scores[-1] if scores else mmd(real, model.generate(len(real), seed=0))}
 
 
 if __name__ == "__main__":

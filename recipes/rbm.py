@@ -22,6 +22,7 @@ Usage:
 """
 
 import math
+import random
 
 import keras
 import keras_tuner
@@ -36,10 +37,16 @@ OBJECTIVE = keras_tuner.Objective("val_loss", direction="min")
 
 @keras.saving.register_keras_serializable(package="kerasdl")
 class RBM(keras.Model):
-    """Bernoulli-Bernoulli RBM over images of `visible_shape` (pixels in [0, 255])."""
+    """Bernoulli-Bernoulli RBM over images of `visible_shape` (pixels in [0, 255]).
 
-    def __init__(self, visible_shape, hidden_units=64, cd_steps=1, seed=1337, **kwargs):
+    `seed` (of the initial weights and the Gibbs sampling) None draws one from Python's
+    `random`, which `keras.utils.set_random_seed` seeds: a run's `--seed` reaches it.
+    The seed drawn is saved with the model.
+    """
+
+    def __init__(self, visible_shape, hidden_units=64, cd_steps=1, seed=None, **kwargs):
         super().__init__(**kwargs)
+        seed = random.randint(1, 2**31 - 1) if seed is None else seed
         self.visible_shape = tuple(visible_shape)
         self.hidden_units, self.cd_steps, self.seed = hidden_units, cd_steps, seed
         visible = math.prod(self.visible_shape)
