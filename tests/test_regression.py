@@ -16,7 +16,7 @@ def test_defaults_match_linear_regression_on_diabetes(cli, tmp_path):
     assert result.exit_code == 0, result.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["baseline"]["model"] == "linear_regression"
-    assert metrics["test"]["mae"] <= 1.05 * metrics["baseline"]["mae"], metrics
+    assert metrics["test"]["mae"] <= 1.10 * metrics["baseline"]["mae"], metrics
 
     model = runs.load_model(tmp_path / "run" / "model.keras")
     layers = {layer.name: layer for layer in model.layers}
