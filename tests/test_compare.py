@@ -116,6 +116,8 @@ def test_attention_classifies_patterns(cli, tmp_path):
     (["compare", "cnn", "--preset", "loss"], 2, "compares the perceptron recipe"),
     (["compare", "perceptron", "--vary", "balance=none,sometimes"], 2,
      "`balance` must be none, class_weight or oversample"),
+    (["compare", "perceptron", "--vary", "keep_best=true,maybe"], 2,
+     "`keep_best` takes boolean values. Received: keep_best=maybe"),
 ])
 def test_bad_compare_input(cli, tmp_path, args, code, fragment):
     result = cli(*args, "--output", "out")
