@@ -4,8 +4,8 @@ A variant is a set of hyperparameters (`--set`) and settings; each is trained on
 seed into `OUTPUT/runs/VARIANT-seedN/` (ordinary runs), then `comparison.csv` holds one
 row per variant: its test metrics, the same metrics on its training examples (`train_*`)
 and the gap between them (`gap_*`: how much worse on test, overfitting), as mean and standard
-deviation over the seeds, wall time, and epochs run. Plots overlay the variants' validation curves and, with `gradients`,
-their per-layer gradient norms.
+deviation over the seeds, wall time, and epochs run. Plots overlay the variants' validation
+curves and, with `gradients`, their per-layer gradient norms.
 """
 
 import dataclasses
