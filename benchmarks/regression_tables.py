@@ -75,7 +75,7 @@ def main():
             baseline = metrics["baseline"]["mae"]
         digits = 3 if baseline < 10 else 2
         median = statistics.median(maes)
-        verdict = "beats" if median < baseline else "within {:.0%}".format(median / baseline - 1)
+        verdict = "beats" if median < baseline else f"{median / baseline - 1:.0%} worse"
         rows.append(f"| {label} | {median_range(maes, digits)} | {baseline:.{digits}f} | "
                     f"{median / baseline:.3f} ({verdict}) | {median_range(epochs, 0)} |")
     lines = [
