@@ -8,9 +8,9 @@ TensorFlow's fuel-efficiency tutorial, plus a linear path from the normalized
 features to the output. Text columns of a CSV are one-hot encoded.
 
 Default data: auto_mpg (UCI Auto MPG: 392 cars, predict mpg from 7 features).
-Result: 1.94 test MAE (mpg) with the defaults, median of 3 seeds (1.91-1.99); linear
-regression on the same split: 2.39. On diabetes 43.5 (42.4-46.5) against linear
-regression's 44.4 (`python benchmarks/regression_tables.py`, seeds 1337-1339).
+Result: 1.94 test MAE (mpg) with the defaults, median of 3 seeds (1.91-1.99);
+linear regression on the same split: 2.39; on diabetes 43.5 (42.4-46.5) against
+linear regression's 44.4 (`python benchmarks/regression_tables.py`, seeds 1337-1339).
 Parameters: 1,419 (the default model on auto_mpg)
 
 Usage:
