@@ -509,7 +509,7 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
 @_settings_options
 @click.option("--vary", "vary", multiple=True, metavar="NAME=V1,V2,...",
               help="Values to compare of a hyperparameter or of batch_size, epochs, "
-              "early_stopping, train_examples, balance; repeatable (all combinations).")
+              "early_stopping, train_examples, balance, keep_best; repeatable (all combinations).")
 @click.option("--preset", type=click.Choice(PRESET_NAMES),
               help="A classic question with its recipe, data and variants (see docs/concepts.md).")
 @click.option("--seeds", type=click.IntRange(1, 100), default=1, show_default=True,

@@ -25,6 +25,7 @@ KEYS = {
     "train_examples": "use only this many training examples, drawn at random (few-shot)",
     "weights": "pretrained weights of a transfer recipe: imagenet, none or a weights file",
     "early_stopping": "stop after this many epochs without a better validation loss",
+    "keep_best": "keep the best validation epoch's weights (default true; false: the last)",
     "balance": "counter class imbalance: none, class_weight or oversample",
     "gradients": "record per-layer gradient norms each epoch (gradients.csv)",
     "device": "auto, cpu or gpu",
@@ -123,6 +124,9 @@ def check(settings):
     _positive_int(settings, "train_examples")
     _positive_int(settings, "early_stopping")
     _positive_int(settings, "steps_per_execution")
+    if settings.get("keep_best") not in (None, True, False):
+        raise UsageError("`keep_best` must be true or false. "
+                         f"Received: keep_best={settings['keep_best']!r}")
     for key, valid in (("device", ("auto", "cpu", "gpu")),
                        ("strategy", ("auto", "default", "mirrored", "multiworker"))):
         if settings.get(key) is not None and settings[key] not in valid:

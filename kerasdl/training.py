@@ -527,8 +527,10 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
                                           batch_size=settings["batch_size"])
         validation_data = None
     monitor, mode = monitored(recipe)
+    # `keep_best` false keeps the last epoch (to show overfitting, as the regularization
+    # preset of `kerasdl compare` does).
     keep_best = (KeepBest(run_dir / "backup", monitor, mode)
-                 if validation_data is not None else None)
+                 if validation_data is not None and settings.get("keep_best", True) else None)
     callbacks = [
         StopOnNaN(),
         *([keep_best] if keep_best is not None else []),

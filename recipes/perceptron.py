@@ -5,7 +5,8 @@ A single-layer perceptron (no hidden layer) or an MLP, with every classic knob e
 With `hidden_layers=0` the model is one dense softmax layer: its decision boundary is a
 straight line, so it cannot learn XOR. One hidden layer bends the boundary and XOR is
 learnt. The other hyperparameters (activation, initializer, optimizer, L1/L2, dropout,
-batch norm, input noise, loss) are the subjects of `kerasdl compare --preset NAME`.
+batch norm, input noise, loss) can be compared with `kerasdl compare perceptron --vary`;
+activation, initializer, optimizer and loss are the subjects of `--preset NAME`.
 
 Default data: xor (600 generated points: the class is the sign of x1 * x2).
 Result: on xor the MLP reaches 0.975 test accuracy, the single-layer perceptron 0.592
