@@ -56,7 +56,7 @@ CASES = [
     (["train", "cnn", "--config", "{bad_key}"], 2, ["Unknown setting(s) 'epoch'", "Valid keys: data"]),
     (["train", "cnn", "--config", "{bad_epochs}"], 2, ["`epochs` must be a positive integer"]),
     (["train", "cnn", "--config", "nowhere.yaml"], 2, ["Config file not found"]),
-    (["evaluate", "no_such_run"], 2, ["Run folder or model file not found: 'no_such_run'"]),
+    (["evaluate", "no_such_run"], 2, ["Run folder, model file or artifact not found: 'no_such_run'"]),
     (["evaluate", "{corrupt_model}"], 1, ["is damaged", "not a whole .keras archive"]),
     (["predict", "{existing_run}", "{csv}"], 1, ["holds no model.keras"]),
     (["predict", "{existing_run}", "x.csv"], 2, ["Input not found: 'x.csv'"]),

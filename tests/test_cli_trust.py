@@ -257,7 +257,7 @@ def test_usage_errors_of_every_command_exit_2(cli, tmp_path):
         (["train", "cnn", "--data", "images", "--target", "label"], "`--target` names a column"),
         (["compare", "perceptron"], "--vary"),
         (["tune", "cnn", "--tuner", "genetic"], "'genetic' is not one of"),
-        (["evaluate", "missing/"], "Run folder or model file not found: 'missing/'"),
+        (["evaluate", "missing/"], "Run folder, model file or artifact not found: 'missing/'"),
         (["predict", "missing/", "x.csv"], "Run folder or model file not found"),
         (["generate", "missing", "--output", "out"], "Run folder or model file not found"),
         (["export", "images", "--format", "tflite", "--output", "m.onnx"],
