@@ -23,7 +23,8 @@ class FolderLocked(RunError):
     """Another live process holds the folder's lock."""
 
 
-def _alive(pid):
+def pid_alive(pid):
+    """Tells whether process `pid` of this host runs (a zombie does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -87,7 +88,7 @@ def acquire(folder, what="folder"):
         pid, host = holder.get("pid"), holder.get("host")
         if pid == os.getpid() and host == platform.node():
             return path  # re-entrant: this process already holds it
-        if host == platform.node() and isinstance(pid, int) and not _alive(pid):
+        if host == platform.node() and isinstance(pid, int) and not pid_alive(pid):
             print(f"Note: taking over the stale lock of {what} {str(folder)!r} "
                   f"(process {pid} on {host}, started {holder.get('started')}, is gone).",
                   file=sys.stderr)
@@ -108,7 +109,7 @@ def refuse_if_held(folder, what="folder"):
     if not holder:
         return
     pid, host = holder.get("pid"), holder.get("host")
-    if host != platform.node() or (isinstance(pid, int) and _alive(pid)):
+    if host != platform.node() or (isinstance(pid, int) and pid_alive(pid)):
         raise FolderLocked(
             f"The {what} {str(folder)!r} is in use by process {pid} on host {host} "
             f"(since {holder.get('started')}); wait for it to end, stop it, or choose "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kerasdl.errors import RunError
 from kerasdl.errors import UsageError
+from kerasdl.locks import pid_alive
 
 RUNS_ROOT = Path("runs")
 
@@ -177,17 +178,7 @@ def process_alive(config):
     pid = config.get("pid")
     if not pid or config.get("host") != platform.node():
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed process not yet reaped by its parent is a zombie: gone all the same
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except (OSError, IndexError):
-        return True
+    return pid_alive(pid)
 
 
 def run_status(config):

@@ -211,8 +211,8 @@ def temporary_folder(prefix):
     for folder in root.glob(f"{prefix}*"):
         match = re.match(rf"{re.escape(prefix)}(\d+)-", folder.name)
         if match and int(match.group(1)) != os.getpid():
-            from kerasdl.locks import _alive
+            from kerasdl.locks import pid_alive
 
-            if not _alive(int(match.group(1))):
+            if not pid_alive(int(match.group(1))):
                 shutil.rmtree(folder, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
