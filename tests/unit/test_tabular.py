@@ -1,0 +1,156 @@
+"""Tabular data read with a run's schema, without training."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kerasdl.data import tabular
+from kerasdl.errors import DataError
+
+SPEC = {"task": "classification", "target": "label",
+        "feature_names": ["size", "colour=blue", "colour=red", "weight"],
+        "categories": {"colour": ["blue", "red"]},
+        "columns": {"size": "number", "colour": "category", "weight": "number"}}
+
+
+def _frame(**overrides):
+    data = {"size": [1.0, 2.0, 3.0], "colour": ["red", "blue", "red"],
+            "weight": [10, 20, 30]}
+    data.update(overrides)
+    return pd.DataFrame(data)
+
+
+def test_features_from_frame_encodes_numbers_and_categories():
+    matrix, names, categories = tabular.features_from_frame(_frame())
+    assert names == ["size", "colour=blue", "colour=red", "weight"]
+    assert categories == {"colour": ["blue", "red"]}
+    np.testing.assert_array_equal(matrix, [[1, 0, 1, 10], [2, 1, 0, 20], [3, 0, 1, 30]])
+    assert matrix.dtype == np.float32
+    # Given a trained model's encoding, the same columns in the same order.
+    again, _, _ = tabular.features_from_frame(_frame()[["weight", "colour", "size"]],
+                                              categories, names)
+    np.testing.assert_array_equal(again, matrix)
+
+
+def test_features_from_frame_refuses_missing_and_too_many_categories():
+    with pytest.raises(DataError, match=r"Missing values in column\(s\) 'size' \(1\) at row 1"):
+        tabular.features_from_frame(_frame(size=[1.0, None, 3.0]))
+    many = pd.DataFrame({"id": [f"x{i}" for i in range(60)], "y": range(60)})
+    with pytest.raises(DataError, match="'id' holds text with 60 distinct values"):
+        tabular.features_from_frame(many)
+    with pytest.raises(DataError, match="Missing feature column.*weight"):
+        tabular.features_from_frame(_frame().drop(columns="weight"),
+                                    {"colour": ["blue", "red"]}, SPEC["feature_names"])
+
+
+def test_frame_to_features_reads_rows_in_the_model_order():
+    lines = []
+    frame = _frame()[["weight", "colour", "size"]]
+    frame["label"] = ["a", "b", "a"]  # the target column is left out silently
+    matrix = tabular.frame_to_features(frame, SPEC, warn=lines.append)
+    np.testing.assert_array_equal(matrix, [[1, 0, 1, 10], [2, 1, 0, 20], [3, 0, 1, 30]])
+    assert lines == []
+
+
+def test_frame_to_features_missing_column_is_named():
+    with pytest.raises(DataError) as error:
+        tabular.frame_to_features(_frame().drop(columns="weight"), SPEC, warn=print)
+    assert "Missing column(s) 'weight'" in str(error.value)
+    assert "trained on size, colour, weight" in str(error.value)
+
+
+@pytest.mark.parametrize("values,fragment", [
+    ([1.0, np.inf, 3.0], "'size' holds non-finite numbers (inf) at row 1"),
+    ([1.0, 2.0, -np.inf], "'size' holds non-finite numbers (-inf) at row 2"),
+    (["1", "2", "big"], "Column 'size' must be numeric, as it was in training. Received: "
+                        "'big' at row 2"),
+    ([None, 2.0, None], "Missing values in column(s) 'size' (2) at rows 0, 2"),
+])
+def test_frame_to_features_names_column_and_row(values, fragment):
+    with pytest.raises(DataError) as error:
+        tabular.frame_to_features(_frame(size=values), SPEC, warn=print)
+    assert fragment in str(error.value), str(error.value)
+
+
+def test_rows_are_named_by_the_frame_index_and_shortened():
+    frame = pd.DataFrame({"size": ["x"] * 8, "colour": ["red"] * 8, "weight": [1] * 8},
+                         index=range(100, 108))
+    with pytest.raises(DataError, match="rows 100, 101, 102, 103, 104 and 3 more"):
+        tabular.frame_to_features(frame, SPEC, warn=print)
+
+
+def test_unseen_categories_and_extra_columns_warn_once_with_counts():
+    lines = []
+    frame = _frame(colour=["green", "green", "pink"])
+    frame["notes"] = ["a", "b", "c"]
+    frame["extra"] = 1
+    matrix = tabular.frame_to_features(frame, SPEC, warn=lines.append)
+    assert matrix[:, 1:3].sum() == 0  # encoded as none of the known categories
+    assert lines == [
+        "Ignored column(s) the model was not trained on: 'notes', 'extra'.",
+        "Categories unseen in training, encoded as none of the known ones: "
+        "'colour': 'green' (2), 'pink' (1).",
+    ]
+
+
+def test_numbers_in_a_category_column_are_refused():
+    with pytest.raises(DataError, match="'colour' held text in training .*received numbers"):
+        tabular.frame_to_features(_frame(colour=[1, 2, 3]), SPEC, warn=print)
+
+
+def test_schema_of_an_older_run_is_recovered_from_feature_names():
+    spec = {key: value for key, value in SPEC.items() if key != "columns"}
+    assert tabular.schema_columns(spec) == SPEC["columns"]
+
+
+def test_frame_to_inputs_windows_a_series():
+    spec = {"task": "forecasting", "target": "y", "window": 3, "feature_names": ["y"],
+            "columns": {"y": "number"}}
+    frame = pd.DataFrame({"y": [1.0, 2.0, 3.0, 4.0, 5.0]}, index=list("abcde"))
+    inputs, ids = tabular.frame_to_inputs(frame, spec, warn=print)
+    assert inputs.shape == (3, 3, 1) and ids == ["c", "d", "e"]
+    np.testing.assert_array_equal(inputs[:, :, 0], [[1, 2, 3], [2, 3, 4], [3, 4, 5]])
+    with pytest.raises(DataError, match="has 2 rows; the model needs at least window = 3"):
+        tabular.frame_to_inputs(frame.iloc[:2], spec, warn=print)
+
+
+def test_frame_to_inputs_sequences_need_steps_times_features_columns():
+    spec = {"task": "sequence_classification", "target": "label", "input_shape": [3, 2]}
+    frame = pd.DataFrame(np.arange(12).reshape(2, 6), columns=[f"c{i}" for i in range(6)])
+    frame["label"] = ["a", "b"]
+    inputs, ids = tabular.frame_to_inputs(frame, spec)
+    assert inputs.shape == (2, 3, 2) and ids == [0, 1]
+    np.testing.assert_array_equal(inputs[1, 2], [10, 11])
+    with pytest.raises(DataError, match="6 numeric columns.*Received 5 column"):
+        tabular.frame_to_inputs(frame.iloc[:, 1:], spec)
+
+
+def test_read_csv_errors(tmp_path):
+    with pytest.raises(DataError, match="CSV file not found: .*none.csv"):
+        tabular.read_csv(tmp_path / "none.csv")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="Cannot read .*empty.csv.* as CSV"):
+        tabular.read_csv(empty)
+    header = tmp_path / "header.csv"
+    header.write_text("a,b\n")
+    with pytest.raises(DataError, match="header.csv' has no rows"):
+        tabular.read_csv(header)
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"a,b\n\xff\xfe,\x80\n")
+    with pytest.raises(DataError, match="Cannot read .*binary.csv"):
+        tabular.read_csv(binary)
+    good = tmp_path / "good.csv"
+    good.write_text("a,b\n1,x\n2,y\n")
+    assert tabular.read_csv(good)["b"].tolist() == ["x", "y"]
+
+
+def test_split_target_classes_and_regression():
+    frame = pd.DataFrame({"x": [1, 2, 3], "y": ["b", "a", "b"]})
+    features, labels, info = tabular.split_target(frame, "y", "classification", "f.csv")
+    assert list(features.columns) == ["x"] and labels.tolist() == [1, 0, 1]
+    assert info == {"class_names": ["a", "b"]}
+    with pytest.raises(DataError, match="must be numeric for regression. Received: 'b'"):
+        tabular.split_target(frame, "y", "regression", "f.csv")
+    with pytest.raises(DataError, match="'z' not found in 'f.csv'. Columns: x, y"):
+        tabular.split_target(frame, "z", "classification", "f.csv")
