@@ -1,0 +1,42 @@
+"""`kerasdl compare --vary NAME=V1,V2`: parsed into the variants of their product."""
+
+import pytest
+
+from kerasdl import compare
+from kerasdl import registry
+from kerasdl.errors import UsageError
+
+
+@pytest.mark.parametrize("text,value", [("true", True), (" False ", False), ("TRUE", True)])
+def test_boolean_reads_true_and_false(text, value):
+    assert compare.boolean(text) is value
+
+
+@pytest.mark.parametrize("text", ["yes", "1", "", "maybe"])
+def test_boolean_refuses_anything_else(text):
+    with pytest.raises(ValueError):
+        compare.boolean(text)
+
+
+def test_parse_vary_makes_the_cartesian_product():
+    name = registry.recipe_info("perceptron")["search_space"][0]["name"]
+    variants = compare.parse_vary([f"{name}=a,b", "batch_size=16, 32", "keep_best=false"],
+                                  "perceptron")
+    assert [variant.label for variant in variants] == [
+        f"{name}=a,batch_size=16,keep_best=false", f"{name}=a,batch_size=32,keep_best=false",
+        f"{name}=b,batch_size=16,keep_best=false", f"{name}=b,batch_size=32,keep_best=false"]
+    assert variants[1].hyperparameters == {name: "a"}
+    assert variants[1].settings == {"batch_size": 32, "keep_best": False}
+
+
+@pytest.mark.parametrize("bad,fragment", [
+    ("batch_size", "`--vary` takes NAME=V1,V2"), ("=1,2", "`--vary` takes NAME=V1,V2"),
+    ("batch_size=", "`--vary` takes NAME=V1,V2"), ("batch_size= , ", "NAME=V1,V2"),
+    ("units_typo=1,2", "Unknown name in `--vary`: 'units_typo'. Valid: the hyperparameters"),
+    ("batch_size=16,big", "`batch_size` takes int values. Received: batch_size=big"),
+    ("keep_best=yes", "`keep_best` takes boolean values. Received: keep_best=yes"),
+])
+def test_parse_vary_refuses(bad, fragment):
+    with pytest.raises(UsageError) as error:
+        compare.parse_vary([bad], "perceptron")
+    assert fragment in str(error.value), str(error.value)
