@@ -143,7 +143,7 @@ def parse_vary(assignments, recipe_name):
         UsageError: for a malformed assignment or an unknown name (listing valid ones).
     """
     space = {row["name"] for row in registry.recipe_info(recipe_name)["search_space"]}
-    axes = []
+    axes, names = [], []
     for assignment in assignments:
         name, sep, values = str(assignment).partition("=")
         name = name.strip()
@@ -155,6 +155,13 @@ def parse_vary(assignments, recipe_name):
             raise UsageError(
                 f"Unknown name in `--vary`: {name!r}. Valid: the hyperparameters "
                 f"{', '.join(sorted(space))}; the settings {', '.join(SETTINGS)}")
+        if name in names:  # the later values would silently replace the earlier ones
+            raise UsageError(f"`--vary` names {name!r} twice; give all its values once: "
+                             f"--vary {name}=V1,V2,... Received: {assignment!r}")
+        if len(set(values)) < len(values):  # two variants of one label, one run folder
+            raise UsageError(f"`--vary {name}` repeats a value; give each value once. "
+                             f"Received: {assignment!r}")
+        names.append(name)
         axes.append([(name, value) for value in values])
     variants = []
     for combination in itertools.product(*axes):

@@ -31,6 +31,8 @@ from tests.conftest import assert_one_line_error
     (["export", "missing-run"], ["Run folder or model file not found: 'missing-run'"]),
     (["serve", "missing-run"], ["Run folder or artifact not found"]),
     (["compare", "perceptron", "--vary", "typo=1,2"], ["Unknown name in `--vary`: 'typo'"]),
+    (["compare", "perceptron", "--vary", "batch_size=8", "--vary", "batch_size=16"],
+     ["`--vary` names 'batch_size' twice"]),
     (["frobnicate"], ["No such command 'frobnicate'"]),
 ])
 def test_usage_errors_exit_2_with_one_line(cli, args, fragments):

@@ -40,3 +40,14 @@ def test_parse_vary_refuses(bad, fragment):
     with pytest.raises(UsageError) as error:
         compare.parse_vary([bad], "perceptron")
     assert fragment in str(error.value), str(error.value)
+
+
+@pytest.mark.parametrize("vary,fragment", [
+    (["batch_size=16,32", "batch_size=64"], "`--vary` names 'batch_size' twice"),
+    (["batch_size=16,16"], "`--vary batch_size` repeats a value"),
+])
+def test_parse_vary_refuses_values_that_would_be_lost(vary, fragment):
+    """A name given twice used to train every variant with its last value only."""
+    with pytest.raises(UsageError) as error:
+        compare.parse_vary(vary, "perceptron")
+    assert fragment in str(error.value)

@@ -15,7 +15,6 @@ from kerasdl.supervisor import last_error_line
 @pytest.mark.parametrize("code,text", [
     (0, "exited with code 0"), (2, "exited with code 2"), (-9, "was killed by SIGKILL"),
     (-15, "was killed by SIGTERM"), (-200, "was killed by signal 200"),
-    (None, "exited with code None"),
 ])
 def test_how_it_ended(code, text):
     assert how_it_ended(code) == text
