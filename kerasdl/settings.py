@@ -124,7 +124,7 @@ def check(settings):
     _positive_int(settings, "train_examples")
     _positive_int(settings, "early_stopping")
     _positive_int(settings, "steps_per_execution")
-    if settings.get("keep_best") not in (None, True, False):
+    if settings.get("keep_best") is not None and not isinstance(settings["keep_best"], bool):
         raise UsageError("`keep_best` must be true or false. "
                          f"Received: keep_best={settings['keep_best']!r}")
     for key, valid in (("device", ("auto", "cpu", "gpu")),
@@ -172,7 +172,7 @@ def check(settings):
     if excluded is not None and not isinstance(excluded, (list, tuple)):
         settings["exclude_classes"] = [excluded]
     channels = settings.get("channels")
-    if channels is not None and channels not in (1, 3):
+    if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
         raise UsageError(f"`channels` must be 1 or 3. Received: channels={channels!r}")
     return settings
 

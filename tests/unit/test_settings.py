@@ -35,6 +35,8 @@ def test_resolve_without_layers_gives_the_defaults():
     ("strategy", "ring"), ("balance", "smote"), ("seed", -1), ("split_seed", 1.5),
     ("validation_split", 0.5), ("test_split", 0), ("validation_split", "0.1"),
     ("image_size", [32]), ("image_size", 0), ("image_size", [32, "x"]), ("channels", 2),
+    # YAML `true` and 1 are equal in Python, but neither is what the other setting means.
+    ("channels", True), ("keep_best", 1), ("keep_best", 0),
 ])
 def test_check_names_the_setting_and_the_received_value(key, value):
     with pytest.raises(UsageError) as error:
