@@ -39,10 +39,15 @@ def pid_alive(pid):
 
 
 def _read(path):
+    """The lock's record, or None when it does not read as one (torn or damaged)."""
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    if (not isinstance(record, dict) or isinstance(record.get("pid"), bool)
+            or not isinstance(record.get("pid"), int) or not isinstance(record.get("host"), str)):
+        return None
+    return record
 
 
 def _create(path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kerasdl.locks import _alive as alive
+from kerasdl.locks import pid_alive as alive
 
 
 def descendants(pid):

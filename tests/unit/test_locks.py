@@ -65,8 +65,11 @@ def test_a_stale_lock_is_taken_over_with_a_note(tmp_path, capsys):
     assert f"process {dead}" in capsys.readouterr().err
 
 
-def test_an_unreadable_lock_is_taken_over(tmp_path, capsys):
-    (tmp_path / locks.LOCK_NAME).write_text("{not json")
+@pytest.mark.parametrize("text", ["{not json", "[]", "{}", '{"pid": "12", "host": "h"}'])
+def test_an_unreadable_lock_is_taken_over(tmp_path, capsys, text):
+    """JSON that is no lock record used to crash (a list) or lock forever (`{}`)."""
+    (tmp_path / locks.LOCK_NAME).write_text(text)
+    locks.refuse_if_held(tmp_path)
     path = locks.acquire(tmp_path)
     assert json.loads(path.read_text())["pid"] == os.getpid()
     assert "unreadable" in capsys.readouterr().err
