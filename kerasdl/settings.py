@@ -177,6 +177,22 @@ def check(settings):
     return settings
 
 
+def _check_target_column(path, target, task):
+    """`--target` against a CSV file's header, read alone (a damaged file: left to the loader)."""
+    import pandas as pd
+
+    try:
+        columns = [str(name) for name in pd.read_csv(path, nrows=0).columns]
+    except (ValueError, OSError, UnicodeDecodeError):  # the loader names what is wrong
+        return
+    if target is not None and str(target) not in columns:
+        raise UsageError(f"Target column {target!r} not found in {str(path)!r}. "
+                         f"Columns: {', '.join(columns)}")
+    if target is None and task in ("regression", "classification"):
+        raise UsageError(f"Data {str(path)!r} needs `--target COLUMN` (the column to predict). "
+                         f"Columns: {', '.join(columns)}")
+
+
 def check_data(settings, info=None):
     """Checks the data argument and `--set` values before TensorFlow starts (exit 2).
 
@@ -213,6 +229,8 @@ def check_data(settings, info=None):
         kind = "an image folder" if Path(data).is_dir() else f"image data ({data})"
         raise UsageError(f"`--target` names a column of a CSV file, but {data!r} is {kind}: "
                          f"its classes are its labels. Received: --target {target}")
+    if modality == "tabular" and data not in embedded:
+        _check_target_column(Path(data).expanduser(), target, (info or {}).get("task"))
     if info is not None:  # the recipe's search space, read without TensorFlow
         from kerasdl.hparams import check_overrides
 

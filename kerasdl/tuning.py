@@ -595,30 +595,42 @@ def results_frame(directory):
     return frame, meta
 
 
+def ranked_trials(frame, meta):
+    """The completed trials of a search, best first, as the records of best_hyperparameters.json."""
+    objective = meta["objective"]["name"]
+    done = frame[(frame["status"] == "COMPLETED") & frame[objective].notna()] if len(frame) else frame
+    if done.empty:
+        return []
+    done = done.sort_values(objective, ascending=meta["objective"]["direction"] == "min")
+    names = [p["name"] for p in meta["search_space"]]
+    return [{"trial_id": row["trial_id"], objective: float(row[objective]),
+             "best_epoch": _plain(row["best_epoch"]),
+             "hyperparameters": {name: _plain(row[name]) for name in names
+                                 if name in row and pd.notna(row[name])}}
+            for _, row in done.iterrows()]
+
+
 def report(directory):
     """Writes results.csv, best_hyperparameters.json and the plots of a search.
 
     Returns:
-        `(frame, best)`: the results and the best completed trial's row (or None).
+        `(frame, best)`: the results and the best completed trial's record (or None).
     """
     directory = Path(directory)
     frame, meta = results_frame(directory)
     objective = meta["objective"]["name"]
     runs.write_text(directory / "results.csv", frame.to_csv(index=False))
-    done = frame[(frame["status"] == "COMPLETED") & frame[objective].notna()] if len(frame) else frame
-    if done.empty:
+    ranked = ranked_trials(frame, meta)
+    if not ranked:
         return frame, None
+    runs.write_json(directory / "best_hyperparameters.json", ranked[0])
+    done = frame[frame["trial_id"].isin([trial["trial_id"] for trial in ranked])]
     ascending = meta["objective"]["direction"] == "min"
-    best = done.sort_values(objective, ascending=ascending).iloc[0]
     names = [p["name"] for p in meta["search_space"]]
-    best_values = {name: _plain(best[name]) for name in names if name in best and pd.notna(best[name])}
-    runs.write_json(directory / "best_hyperparameters.json", {
-        "trial_id": best["trial_id"], objective: float(best[objective]),
-        "best_epoch": _plain(best["best_epoch"]), "hyperparameters": best_values})
     plots.search_objective(done, objective, ascending, directory / "plots" / "objective.png")
     plots.search_hyperparameters(done, [n for n in names if n in done], objective,
                                  directory / "plots" / "hyperparameters.png")
-    return frame, best
+    return frame, ranked[0]
 
 
 def _plain(value):
@@ -689,25 +701,51 @@ def _tune(recipe_name, settings, tuner, max_trials, objective, output, overwrite
 
 
 def retrain_best(directory, settings):
-    """Retrains the best configuration on train + validation into `directory/best`."""
+    """Retrains the best configuration on train + validation into `directory/best`.
+
+    A configuration whose loss becomes NaN when retrained (a search may rank first one
+    that was lucky on its trial's seed and data) is passed over, with a note, for the
+    next best; best/config.json records the trials passed over, so a re-run of the
+    search does not retrain them again.
+
+    Raises:
+        NonFiniteLoss: when every completed trial's configuration diverges.
+    """
+    from kerasdl.training import NonFiniteLoss
     from kerasdl.training import train
 
     directory = Path(directory)
-    best = json.loads((directory / "best_hyperparameters.json").read_text())
-    meta = json.loads((directory / "search.json").read_text())
+    frame, meta = results_frame(directory)
+    candidates = ranked_trials(frame, meta)
     previous = directory / "best" / "config.json"
     if previous.exists():
-        config = json.loads(previous.read_text())
-        if (config.get("status") == "completed"
-                and config.get("search_trial") == best["trial_id"]):
+        config = runs.read_json(previous)
+        passed_over = config.get("passed_over", [])
+        expected = next((trial["trial_id"] for trial in candidates
+                         if trial["trial_id"] not in passed_over), None)
+        if config.get("status") == "completed" and config.get("search_trial") == expected:
             return directory / "best"
         shutil.rmtree(directory / "best")
-    epochs = meta["settings"]["epochs"]
-    if best.get("best_epoch") and meta["objective"]["name"].startswith("val_"):
-        epochs = int(best["best_epoch"])
-    final = {**settings, "set": best["hyperparameters"], "epochs": epochs,
-             "merge_validation": True, "output": str(directory / "best")}
-    run_dir = train(meta["recipe"], final, command=f"retrain best of {directory}")
-    config = json.loads((run_dir / "config.json").read_text())
-    runs.write_json(run_dir / "config.json", {**config, "search_trial": best["trial_id"]})
-    return run_dir
+    passed_over = []
+    for best in candidates:
+        epochs = meta["settings"]["epochs"]
+        if best.get("best_epoch") and meta["objective"]["name"].startswith("val_"):
+            epochs = int(best["best_epoch"])
+        final = {**settings, "set": best["hyperparameters"], "epochs": epochs,
+                 "merge_validation": True, "output": str(directory / "best")}
+        try:
+            run_dir = train(meta["recipe"], final, command=f"retrain best of {directory}")
+        except NonFiniteLoss as error:
+            print(f"Note: the configuration of trial {best['trial_id']} diverged when "
+                  f"retrained on train + validation ({str(error).split(';')[0]}); retraining "
+                  "the next best.", file=sys.stderr)
+            passed_over.append(best["trial_id"])
+            shutil.rmtree(directory / "best", ignore_errors=True)
+            continue
+        config = runs.read_json(run_dir / "config.json")
+        runs.write_json(run_dir / "config.json", {**config, "search_trial": best["trial_id"],
+                                                  "passed_over": passed_over})
+        return run_dir
+    raise NonFiniteLoss(f"Every completed trial of {str(directory)!r} diverged when retrained "
+                        "on train + validation; search lower learning rates "
+                        "(`--set learning_rate=...`) or pass --no-retrain.")

@@ -103,3 +103,41 @@ def test_tune_bad_inputs(cli, tmp_path):
                      "--output", tmp_path / "s")
     assert_one_line_error(result, 2, f"Port {port} on 127.0.0.1 is busy")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_best_configuration_that_diverges_when_retrained_gives_way_to_the_next(
+        cli, tmp_path, monkeypatch):
+    """The top trial's configuration turns NaN on train + validation: the next best is
+    retrained (a note says so), and a re-run of the search does not try the first again."""
+    from kerasdl import training
+    from kerasdl import tuning
+
+    out = tmp_path / "search"
+    stable = ("--set", "learning_rate=0.01", "--set", "optimizer=adam")
+    searched = cli("tune", "perceptron", "--max-trials", "2", "--epochs", "2", *stable,
+                   "--output", out, "--no-retrain")
+    assert searched.exit_code == 0, searched.stderr
+    frame, meta = tuning.results_frame(out)
+    ranked = tuning.ranked_trials(frame, meta)
+    assert len(ranked) == 2
+    first, second = ranked[0], ranked[1]
+    real_train, tried = training.train, []
+
+    def train_where_the_first_diverges(recipe, settings, **kwargs):
+        tried.append(dict(settings["set"]))
+        if settings["set"] == first["hyperparameters"]:
+            # What training raises when the loss turns NaN (the real check is StopOnNaN's).
+            raise training.NonFiniteLoss("The loss became nan in epoch 1 (batch 1); stopped")
+        return real_train(recipe, settings, **kwargs)
+
+    monkeypatch.setattr(training, "train", train_where_the_first_diverges)
+    run_dir = tuning.retrain_best(out, {**meta["settings"], "set": {}})
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["status"] == "completed"
+    assert config["search_trial"] == second["trial_id"]
+    assert config["passed_over"] == [first["trial_id"]]
+    assert {k: config["hyperparameters"][k] for k in second["hyperparameters"]} \
+        == second["hyperparameters"]
+    tried.clear()
+    assert tuning.retrain_best(out, {**meta["settings"], "set": {}}) == run_dir
+    assert tried == [], "a re-run retrained again"

@@ -27,6 +27,13 @@ def read_csv(path):
         raise DataError(f"Cannot read {str(path)!r} as CSV: {reason}") from None
     if frame.empty:
         raise DataError(f"CSV file {str(path)!r} has no rows.")
+    if not isinstance(frame.index, pd.RangeIndex):
+        # pandas makes the extra leading fields of longer rows the index: columns lost.
+        extra = frame.index.nlevels
+        raise DataError(f"{str(path)!r} has rows with {extra} more field(s) than its header "
+                        f"names ({len(frame.columns)}: {', '.join(map(str, frame.columns))}); "
+                        "give every column a name in the first line, or remove the trailing "
+                        "delimiters of its rows.")
     return frame
 
 
@@ -68,6 +75,13 @@ def split_target(frame, target, task, source):
                 f"Received: {example!r}"
             )
         return features, column.to_numpy(np.float32), {}
+    distinct = column.nunique()
+    if pd.api.types.is_numeric_dtype(column) and (
+            distinct > MAX_CATEGORIES or not np.all(np.mod(column.to_numpy(float), 1) == 0)):
+        raise DataError(
+            f"Target column {target!r} holds {distinct} distinct numbers, not classes: a "
+            f"classifier needs a column of class labels. To predict the number, train the "
+            f"regression recipe (`kerasdl train regression --data ... --target {target}`).")
     class_names = sorted(column.astype(str).unique())
     labels = column.astype(str).map({name: i for i, name in enumerate(class_names)})
     return features, labels.to_numpy(np.int32), {"class_names": class_names}

@@ -160,3 +160,16 @@ def test_check_data_refuses_missing_files_and_target_on_images(tmp_path):
     with pytest.raises(UsageError, match="image folder"):
         settings.check_data({"data": str(folder), "target": "label"})
     settings.check_data({"data": "auto_mpg", "target": "mpg"})
+
+
+def test_a_csv_target_is_checked_against_its_header_before_tensorflow(tmp_path):
+    path = tmp_path / "wine.csv"
+    path.write_text("alcohol,ash,kind\n12.1,2.3,a\n13.0,2.1,b\n")
+    with pytest.raises(UsageError, match="Target column 'nosuch' not found.*alcohol, ash, kind"):
+        settings.check_data({"data": str(path), "target": "nosuch"})
+    with pytest.raises(UsageError, match="needs `--target COLUMN`.*alcohol, ash, kind"):
+        settings.check_data({"data": str(path)}, {"task": "classification", "search_space": []})
+    settings.check_data({"data": str(path), "target": "kind"},
+                        {"task": "classification", "search_space": []})
+    # A series needs no target: forecasting predicts its columns.
+    settings.check_data({"data": str(path)}, {"task": "forecasting", "search_space": []})

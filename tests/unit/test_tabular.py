@@ -154,3 +154,21 @@ def test_split_target_classes_and_regression():
         tabular.split_target(frame, "y", "regression", "f.csv")
     with pytest.raises(DataError, match="'z' not found in 'f.csv'. Columns: x, y"):
         tabular.split_target(frame, "z", "classification", "f.csv")
+
+
+def test_a_header_shorter_than_its_rows_is_refused_not_read_as_an_index(tmp_path):
+    """pandas would make the extra leading fields the index: columns silently lost."""
+    path = tmp_path / "ragged.csv"
+    path.write_text("a,b,target\n1,2,3,4,0\n5,6,7,8,1\n")
+    with pytest.raises(DataError, match=r"2 more field\(s\) than its header names \(3: a, b, target\)"):
+        tabular.read_csv(path)
+
+
+def test_a_continuous_target_is_refused_by_a_classifier_with_the_regression_hint():
+    frame = pd.DataFrame({"x": range(80), "alcohol": [12.0 + i / 7 for i in range(80)]})
+    with pytest.raises(DataError, match="80 distinct numbers, not classes.*train regression"):
+        tabular.split_target(frame, "alcohol", "classification", "wine.csv")
+    # Whole numbers with few values are class labels.
+    labels = tabular.split_target(frame.assign(alcohol=[i % 3 for i in range(80)]), "alcohol",
+                                  "classification", "wine.csv")[1]
+    assert sorted(set(labels.tolist())) == [0, 1, 2]
