@@ -102,6 +102,10 @@ class KerasdlCommand(click.Command):
             return super().invoke(ctx)
 
 
+# Click 8.2+ raises this for a bare `kerasdl`; 8.1 prints the help itself.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class KerasdlGroup(click.Group):
     """A Click group that reports every error as one line on stderr, with no traceback.
 
@@ -116,6 +120,9 @@ class KerasdlGroup(click.Group):
         kwargs["standalone_mode"] = False
         try:
             result = super().main(args=args, prog_name="kerasdl", **kwargs)
+        except _NO_ARGS_IS_HELP as error:  # bare `kerasdl`: its help, not an error line
+            click.echo(error.ctx.get_help(), err=True)
+            sys.exit(2)
         except click.UsageError as error:
             hint = f" See '{error.ctx.command_path} --help'." if error.ctx else ""
             _fail(f"{error.format_message().rstrip('.')}.{hint}", 2)
@@ -949,7 +956,7 @@ def copy(recipe, dest, force):
     if target.parent.exists() and target.parent.resolve() != target.resolve().parent:
         raise KerasdlError(f"{str(target)!r} resolves outside {str(target.parent)!r}; refusing.")
     if target.exists() and not force:
-        raise KerasdlError(f"{str(target)!r} exists; pass --force to overwrite it.")
+        raise UsageError(f"{str(target)!r} exists; pass --force to overwrite it.")
     if target.is_dir():
         raise KerasdlError(f"{str(target)!r} is a folder; give a file name or another folder.")
     runs.write_text(target, source)

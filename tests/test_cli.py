@@ -74,7 +74,7 @@ def test_copy_to_folder_and_file_never_overwrites(cli, tmp_path):
 
     copied.write_text("# my edits\n")
     again = cli("copy", "cnn", folder)
-    assert again.exit_code == 1 and "--force" in again.stderr
+    assert again.exit_code == 2 and "--force" in again.stderr
     assert copied.read_text() == "# my edits\n"
     assert cli("copy", "cnn", folder, "--force").exit_code == 0
     assert copied.read_text() == registry.recipe_source("cnn")

@@ -94,7 +94,7 @@ def test_copy_to_a_folder_a_py_file_and_never_over_a_file(cli, tmp_path):
     result = cli("copy", "perceptron", "edited.py")
     assert result.exit_code == 0 and (tmp_path / "edited.py").read_text() == source
     (tmp_path / "edited.py").write_text("# my edits\n")
-    assert_one_line_error(cli("copy", "perceptron", "edited.py"), 1, "exists", "--force")
+    assert_one_line_error(cli("copy", "perceptron", "edited.py"), 2, "exists", "--force")
     assert (tmp_path / "edited.py").read_text() == "# my edits\n"
     assert cli("copy", "perceptron", "edited.py", "--force").exit_code == 0
     assert (tmp_path / "edited.py").read_text() == source
@@ -114,3 +114,11 @@ def test_a_usage_error_answers_without_importing_tensorflow(tmp_path):
                             text=True, timeout=120)
     assert result.stdout.split() == ["2", "False", "False"], result.stderr
     assert "Error: `learning_rate` must be a number in" in result.stderr
+
+
+def test_bare_kerasdl_prints_its_help_on_stderr_not_an_error_line():
+    result = subprocess.run([sys.executable, "-m", "kerasdl"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("Usage: kerasdl") and "Error:" not in result.stderr
+    assert "train " in result.stderr and "See 'kerasdl --help'" not in result.stderr
