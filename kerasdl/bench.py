@@ -88,7 +88,7 @@ def bench(recipe_name, settings, steps=50, repeats=3):
     seed_everything(settings["seed"])
     splits = load_data(settings["data"], recipe.TASK, settings)
     splits.spec = model_spec(splits, settings)
-    check_fits(settings, splits)  # an impossible batch or image size
+    check_fits(settings, splits, default_batch_size=recipe.DEFAULTS.get("batch_size"))
     strategy, accelerator = devices.configure(settings)
     try:
         model, hp = build(recipe, splits.spec, settings, splits.train, strategy)

@@ -71,9 +71,15 @@ def trial_line(trial, oracle, seconds):
 
     For example `Trial 3/8 completed in 4.2s: val_accuracy 0.9312 (best 0.9455)`.
     """
-    number = len(oracle.trials)
+    try:
+        number = len(oracle.trials)
+    except AttributeError:  # a worker's OracleClient: the trial ids count from 0
+        number = int(trial.trial_id) + 1 if str(trial.trial_id).isdigit() else None
     total = getattr(oracle, "max_trials", None)
-    counter = f"{number}/{total}" if total and total >= number else str(number)
+    if number is None:
+        counter = str(trial.trial_id)
+    else:
+        counter = f"{number}/{total}" if total and total >= number else str(number)
     name = oracle.objective.name
     score = "no score" if trial.score is None else f"{name} {trial.score:.4g}"
     best = oracle.get_best_trials(1)

@@ -1,6 +1,7 @@
 """Run settings: recipe defaults, then a config file, then the command line."""
 
 import json
+import sys
 from pathlib import Path
 
 from kerasdl.errors import UsageError
@@ -266,7 +267,7 @@ def train_examples(splits):
     return count if count and count > 0 else None
 
 
-def check_fits(settings, splits, cached=True, memory=None):
+def check_fits(settings, splits, cached=True, memory=None, default_batch_size=None):
     """Refuses a batch size or image size that cannot work, before training starts.
 
     Args:
@@ -275,6 +276,8 @@ def check_fits(settings, splits, cached=True, memory=None):
         cached: whether the pipeline keeps the decoded training set in memory (every
             recipe's pipeline caches).
         memory: bytes available (default: what the system reports).
+        default_batch_size: the recipe's own; above a small data set's size it is not
+            refused (nobody asked for it) but noted: each epoch is then one batch.
 
     Raises:
         UsageError: for a batch larger than the training set, or images that need more
@@ -284,7 +287,11 @@ def check_fits(settings, splits, cached=True, memory=None):
     count = train_examples(splits)
     batch_size = settings.get("batch_size")
     # With --train-examples a batch larger than the few examples is one step an epoch.
-    if batch_size and count and batch_size > count and not settings.get("train_examples"):
+    if (batch_size and count and batch_size > count and default_batch_size is not None
+            and batch_size == default_batch_size):
+        print(f"Note: the default batch size {batch_size} is more than the {count} training "
+              f"examples: each epoch is one batch of {count}.", file=sys.stderr)
+    elif batch_size and count and batch_size > count and not settings.get("train_examples"):
         raise UsageError(f"`batch_size` must be at most the number of training examples "
                          f"({count:,} of {settings.get('data')}). "
                          f"Received: batch_size={batch_size}")

@@ -216,7 +216,8 @@ def train(recipe_name, settings, command=None, resume=None):
         seed_everything(settings["seed"])
         splits = load_data(settings["data"], recipe.TASK, settings)
         splits.spec = model_spec(splits, settings)
-        check_fits(settings, splits)  # an impossible batch or image size
+        # An impossible batch or image size.
+        check_fits(settings, splits, default_batch_size=recipe.DEFAULTS.get("batch_size"))
         if multiworker and not distributed.is_chief():
             # Other workers train in step with the chief, which writes the run.
             with tempfile.TemporaryDirectory(prefix="kerasdl-worker-") as folder:

@@ -377,7 +377,7 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
     seed_everything(settings["seed"])
     splits = load_data(settings["data"], recipe.TASK, settings)
     splits.spec = model_spec(splits, settings)
-    check_fits(settings, splits)  # an impossible batch or image size
+    check_fits(settings, splits, default_batch_size=recipe.DEFAULTS.get("batch_size"))
     meta = _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials,
                         objective_from(objective, recipe), directory)
     meta_file = directory / "search.json"
@@ -582,8 +582,8 @@ def results_frame(directory):
                objective: trial.get("score"),
                "best_epoch": (trial["best_step"] + 1) if trial.get("best_step") is not None
                and metric else None,
-               "wall_seconds": json.loads(timing.read_text())["wall_seconds"]
-               if timing.exists() else None}
+               # Written when the trial starts, timed when it ends.
+               "wall_seconds": (_read_json(timing) or {}).get("wall_seconds")}
         if meta["tuner"] == "hyperband":
             row["epochs"] = values.get("tuner/epochs")
         rows.append(row)

@@ -42,7 +42,8 @@ def test_run_killed_with_sigkill_resumes_from_its_last_epoch(cli, tmp_path):
     assert f"Epoch {done_before + 1}/200" in resumed.stderr
     assert "Epoch 1/200" not in resumed.stderr
     frame = pd.read_csv(history)
-    assert list(frame["epoch"]) == list(range(200))
+    # Every epoch once, in order (early stopping on validation may end it before 200).
+    assert list(frame["epoch"]) == list(range(len(frame))) and len(frame) > done_before
     assert not (run / "backup").exists()
     config = json.loads((run / "config.json").read_text())
     assert config["status"] == "completed" and len(config["resumed"]) == 1
@@ -146,7 +147,7 @@ def test_an_unreadable_image_in_a_training_folder_is_named(cli, tmp_path):
     folder = make_image_folder(tmp_path / "photos", per_class=4)
     (folder / "dots" / "broken.png").write_bytes(b"this is not a png")
     result = cli("train", "cnn", "--data", folder, "--epochs", "1")
-    assert_one_line_error(result, 1, "Not a readable image", "broken.png")
+    assert_one_line_error(result, 1, "cannot be decoded", "broken.png", "--skip-bad-files")
     assert not (tmp_path / "runs").exists()
 
 

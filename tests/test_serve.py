@@ -228,7 +228,7 @@ def test_port_in_use_and_missing_run_are_one_line_errors(image_server, runs, tmp
     port = image_server.url.split(":")[2].split("/")[0]
     result = run_kerasdl("serve", runs["cnn"], "--port", port)
     assert_one_line_error(result, 1, f"Cannot listen on 127.0.0.1:{port}", "--port")
-    assert_one_line_error(run_kerasdl("serve", tmp_path / "missing"), 1, "not found")
+    assert_one_line_error(run_kerasdl("serve", tmp_path / "missing"), 2, "not found")
 
 
 def test_an_exported_tflite_serves_from_litert(runs, digits, tmp_path):

@@ -101,7 +101,8 @@ def test_set_and_config_file_with_command_line_winning(cli, tmp_path):
     assert saved["hyperparameters"]["units"] == 48
     assert saved["hyperparameters"]["activation"] == "tanh"
     assert len(pd.read_csv(tmp_path / "run" / "history.csv")) == 2
-    assert saved["hyperparameters"]["dropout_rate"] == 0.0  # an untouched default
+    defaults = {p["name"]: p["default"] for p in registry.recipe_info("regression")["search_space"]}
+    assert saved["hyperparameters"]["dropout_rate"] == defaults["dropout_rate"]  # untouched
 
 
 def test_json_config_file(cli, tmp_path):

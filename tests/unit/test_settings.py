@@ -173,3 +173,18 @@ def test_a_csv_target_is_checked_against_its_header_before_tensorflow(tmp_path):
                         {"task": "classification", "search_space": []})
     # A series needs no target: forecasting predicts its columns.
     settings.check_data({"data": str(path)}, {"task": "forecasting", "search_space": []})
+
+
+def test_the_recipes_default_batch_above_a_small_data_set_is_a_note_not_an_error(capsys):
+    class Train:
+        def cardinality(self):
+            return 24
+
+    small = Splits(train=Train(), validation=None, test=None,
+                   spec={"num_examples": {"train": 24}, "input_shape": [8, 8, 1]})
+    settings.check_fits({"batch_size": 32, "data": "photos"}, small, memory=2**34,
+                        default_batch_size=32)
+    assert "default batch size 32 is more than the 24 training examples" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="at most the number of training examples"):
+        settings.check_fits({"batch_size": 64, "data": "photos"}, small, memory=2**34,
+                            default_batch_size=32)
