@@ -2,6 +2,13 @@
 
 import pytest
 
+# Files of the other tier import their helpers with `from conftest import ...`; whichever
+# conftest module Python finds first must have them.
+from tests.conftest import assert_one_line_error  # noqa: F401
+from tests.conftest import assert_trials_complete_and_unique  # noqa: F401
+from tests.conftest import run_kerasdl  # noqa: F401
+from tests.conftest import search_results  # noqa: F401
+
 RECIPE = '''"""Tiny: a recipe written for a test.
 
 A second line that describes it.
