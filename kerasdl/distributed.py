@@ -301,20 +301,35 @@ def launch(argv, workers):
                             log=logs / f"worker{index}.log" if index else None, echo=not index)
             running = workers
             while running:
-                for name, code in watch.exited():
-                    running -= 1
-                    if code:
-                        index = int(name[len("worker"):])
-                        label = (f"worker {index} of {workers}"
-                                 + (" (the chief)" if index == 0 else ""))
-                        line = watch.report(name, code, label)
-                        watch.stop()
-                        if index == 0 and code > 0 and "last error line: Error:" in line:
-                            return code  # the chief's own one-line error was shown
-                        print(f"Error: {line}", file=sys.stderr)
-                        return 1
+                ended = watch.exited()
+                running -= len(ended)
+                failed = [(name, code) for name, code in ended if code]
+                if failed:
+                    # A killed worker makes the others fail too ("Collective ops is
+                    # aborted"): wait for them, then name the cause, not its echoes.
+                    failed += [(name, code) for name, code in watch.settle() if code]
+                    return _report_failure(watch, failed, workers)
                 time.sleep(0.2)
         return 0
     finally:
         watch.stop()
+        watch.release("worker0")
         shutil.rmtree(logs, ignore_errors=True)
+
+
+def _report_failure(watch, failed, workers):
+    """Names the worker whose end stopped the cluster in one line; returns the exit code.
+
+    A worker killed by a signal is the cause over one that exited with an error; among
+    equals, the first to end. The chief's own `Error:` line stands when it is the cause.
+    """
+    name, code = min(failed, key=lambda item: (item[1] > 0, failed.index(item)))
+    index = int(name[len("worker"):])
+    label = f"worker {index} of {workers}" + (" (the chief)" if index == 0 else "")
+    line = watch.report(name, code, label)
+    watch.stop()
+    if index == 0 and code > 0 and "last error line: Error:" in line:
+        return code  # the chief's own one-line error is shown when `finally` releases it
+    watch.release("worker0", show=False)
+    print(f"Error: {line}", file=sys.stderr)
+    return 1

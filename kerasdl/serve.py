@@ -362,6 +362,12 @@ def serve(path, host="127.0.0.1", port=8501, name=None, run=None, max_batch=MAX_
         shown = f"[{host}]" if ":" in host else host
         on_ready(f"http://{shown}:{bound}/v1/models/{servable.name}")
         await stop.wait()
+        # A repeated SIGTERM (a supervisor's retry) must not cut the shutdown short; a
+        # second Ctrl-C still ends it at once.
+        loop.remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         print("Shutting down: finishing the requests in flight.", file=sys.stderr)
         await runner.cleanup()
 

@@ -117,6 +117,7 @@ class Supervisor:
         self._tails = {}
         self._threads = []
         self._quiet = threading.Event()  # set while stopping: the children's last words
+        self._held = {}  # name -> the `Error:` lines of an echoed child, not yet shown
 
     def spawn(self, name, argv, env=None, log=None, echo=False):
         """Starts `argv` as the process `name`.
@@ -125,6 +126,8 @@ class Supervisor:
             log: a file path: the process's stdout and stderr go there (appended).
             echo: instead, its stderr is passed through to this process's stderr (its
                 stdout is this command's), and its last lines are kept for the report.
+                Its `Error:` lines are held back until `release(name)`: when another
+                process's death caused them, the launcher shows that cause instead.
         """
         env = {**(env or os.environ), PARENT_ENV: str(os.getpid())}
         if log is not None:
@@ -135,8 +138,9 @@ class Supervisor:
         elif echo:
             process = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE)
             tail = self._tails[name] = collections.deque(maxlen=50)
-            thread = threading.Thread(target=self._pass_through, args=(process.stderr, tail),
-                                      daemon=True)
+            held = self._held[name] = []
+            thread = threading.Thread(target=self._pass_through,
+                                      args=(process.stderr, tail, held), daemon=True)
             thread.start()
             self._threads.append(thread)
         else:
@@ -144,15 +148,38 @@ class Supervisor:
         self.processes[name] = process
         return process
 
-    def _pass_through(self, stream, tail):
+    def _pass_through(self, stream, tail, held):
         for raw in iter(stream.readline, b""):
             line = raw.decode(errors="replace")
             if self._quiet.is_set():  # "Error: Aborted." of a child this process stopped
                 continue
             tail.append(line.rstrip("\n"))
+            if line.startswith("Error:"):
+                held.append(line)
+                continue
             sys.stderr.write(line)
             sys.stderr.flush()
         stream.close()
+
+    def release(self, name, show=True):
+        """Shows (or, with `show=False`, drops) the held `Error:` lines of `name`."""
+        for thread in self._threads:
+            thread.join(timeout=2)
+        held = self._held.get(name, [])
+        if show and held:
+            sys.stderr.write("".join(held))
+            sys.stderr.flush()
+        held.clear()
+
+    def settle(self, seconds=3.0):
+        """Waits up to `seconds` for the other processes to end after one failed, and
+        returns the `(name, return code)` of those that did."""
+        ended = []
+        deadline = time.monotonic() + seconds
+        while self.processes and time.monotonic() < deadline:
+            ended.extend(self.exited())
+            time.sleep(0.1)
+        return ended + self.exited()
 
     def exited(self):
         """The `(name, return code)` of the processes that ended since the last call."""
