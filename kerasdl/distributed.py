@@ -320,10 +320,12 @@ def launch(argv, workers):
 def _report_failure(watch, failed, workers):
     """Names the worker whose end stopped the cluster in one line; returns the exit code.
 
-    A worker killed by a signal is the cause over one that exited with an error; among
-    equals, the first to end. The chief's own `Error:` line stands when it is the cause.
+    A worker killed from outside (SIGKILL, SIGTERM, SIGINT, SIGHUP: the OOM killer, a
+    user) is the cause over one that exited with an error or aborted; among equals, the
+    first seen to end. The chief's own `Error:` line stands when it is the cause.
     """
-    name, code = min(failed, key=lambda item: (item[1] > 0, failed.index(item)))
+    external = {-signal.SIGKILL, -signal.SIGTERM, -signal.SIGINT, -signal.SIGHUP}
+    name, code = min(failed, key=lambda item: (item[1] not in external, failed.index(item)))
     index = int(name[len("worker"):])
     label = f"worker {index} of {workers}" + (" (the chief)" if index == 0 else "")
     line = watch.report(name, code, label)

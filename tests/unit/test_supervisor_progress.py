@@ -92,3 +92,54 @@ def test_trial_line_reports_score_and_best(capsys):
     assert lines == ["Trial 1/8 completed in 4.2s: val_accuracy 0.5 (best 0.5)",
                      "Trial 2/8 completed in 4.2s: val_accuracy 0.9 (best 0.9)",
                      "Trial 3/8 failed in 4.2s: no score (best 0.9)"]
+
+
+def _ended(watch, count):
+    """Waits for `count` of the supervisor's processes to end; their (name, code)."""
+    import time
+
+    ended = []
+    deadline = time.monotonic() + 20
+    while len(ended) < count and time.monotonic() < deadline:
+        ended += watch.exited()
+        time.sleep(0.05)
+    return ended
+
+
+@pytest.mark.parametrize("chief_first", [True, False])
+def test_a_killed_worker_is_the_cause_not_the_chiefs_echo(capfd, chief_first):
+    # The chief fails because its peer was killed: the one line names the killed peer,
+    # and the chief's consequent `Error:` line is not shown, whichever is seen first.
+    from kerasdl import supervisor
+    from kerasdl.distributed import _report_failure
+
+    watch = supervisor.Supervisor()
+    chief = "import sys; print('Epoch 1/3', file=sys.stderr); " \
+            "print('Error: Collective ops is aborted', file=sys.stderr); sys.exit(1)"
+    watch.spawn("worker0", [sys.executable, "-c", chief], echo=True)
+    with tempfile.TemporaryDirectory() as folder:
+        watch.spawn("worker1", [sys.executable, "-c", "import os; os.kill(os.getpid(), 9)"],
+                    log=f"{folder}/worker1.log")
+        ended = _ended(watch, 2)
+        ended.sort(key=lambda item: item[0] != "worker0" if chief_first else item[0] == "worker0")
+        code = _report_failure(watch, ended, 2)
+        watch.release("worker0")
+    err = capfd.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert code == 1
+    assert len(errors) == 1 and errors[0].startswith("Error: worker 1 of 2 was killed by SIGKILL")
+    assert "Epoch 1/3" in err  # progress still passes through
+
+
+def test_the_chiefs_own_error_is_shown_once_when_it_is_the_cause(capfd):
+    from kerasdl import supervisor
+    from kerasdl.distributed import _report_failure
+
+    watch = supervisor.Supervisor()
+    chief = "import sys; print('Error: loss is NaN at epoch 2', file=sys.stderr); sys.exit(1)"
+    watch.spawn("worker0", [sys.executable, "-c", chief], echo=True)
+    watch.spawn("worker1", [sys.executable, "-c", "import sys, time; time.sleep(1); sys.exit(1)"])
+    code = _report_failure(watch, _ended(watch, 2), 2)
+    watch.release("worker0")
+    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("Error:")]
+    assert code == 1 and errors == ["Error: loss is NaN at epoch 2"]
