@@ -339,20 +339,39 @@ def _show_search(directory, as_json, top=10):
                    f"of {str(directory)!r} {'are' if len(damaged) > 1 else 'is'} damaged; run "
                    "`kerasdl tune` again with the same options to set it aside and re-run it.",
                    err=True)
+    from kerasdl.importance import METHOD
+    from kerasdl.importance import importance
+
     objective = meta["objective"]["name"]
-    done = frame[frame["status"] == "COMPLETED"].sort_values(
+    # Imported trials (`--warm-start`) are finished trials too; pruned ones stopped early.
+    done = frame[frame["status"].isin(["COMPLETED", "IMPORTED"])].sort_values(
         objective, ascending=meta["objective"]["direction"] == "min")
+    names = [p["name"] for p in meta["search_space"] if p["name"] in done.columns]
+    shares = importance(done, [n for n in names if n not in meta.get("pinned", {})], objective)
     if as_json:
-        _result(done.head(top).to_json(orient="records", indent=2))
+        _result(json.dumps({"trials": json.loads(done.head(top).to_json(orient="records")),
+                            "importance": dict(shares), "importance_method": METHOD},
+                           indent=2))
         return
-    _result(f"Search of {meta['recipe']} with the {meta['tuner']} tuner: {len(done)} of "
-            f"{len(frame)} trials completed"
+    counts = frame["status"].value_counts()
+    others = [f"{counts[s]} {s.lower()}" for s in ("IMPORTED", "PRUNED", "FAILED", "INVALID")
+              if counts.get(s)]
+    _result(f"Search of {meta['recipe']} with the {meta['tuner']} tuner: "
+            f"{int(counts.get('COMPLETED', 0))} of {len(frame)} trials completed"
             + (f" ({len(damaged)} damaged)" if damaged else "")
+            + (f", {', '.join(others)}" if others else "")
             + f"; {objective} ({meta['objective']['direction']}).")
-    columns = ["trial_id", objective, "best_epoch", "wall_seconds"] + [
-        p["name"] for p in meta["search_space"] if p["name"] in done.columns]
+    columns = ["trial_id", objective, "status", "best_epoch", "epochs", "wall_seconds"] + names
+    columns = [c for c in columns if c in done.columns]
     rows = [[_format(row[c]) for c in columns] for _, row in done.head(top).iterrows()]
     _result(_table(rows, columns))
+    if shares:
+        _result(f"\nHyperparameter importance over {len(done)} finished trials ({METHOD}):")
+        _result("  " + _table([(name, f"{share:.2f}") for name, share in shares],
+                              ("HYPERPARAMETER", "IMPORTANCE")).replace("\n", "\n  "))
+    else:
+        _result(f"\nHyperparameter importance: needs 3 finished trials with different "
+                f"{objective}.")
 
 
 def _format(value):

@@ -295,7 +295,13 @@ def make_tuner(meta, hypermodel, overwrite=False, strategy=None):
         options["distribution_strategy"] = strategy
     if kind == "hyperband":
         options.update(max_epochs=meta["settings"]["epochs"], factor=3)
-    else:
+    if kind == "bayesian":
+        # Keras Tuner's default, 3 random trials per dimension, counts pinned (`--set`)
+        # ones too; the dimensions searched are the others.
+        searched = [p for p in meta["search_space"]
+                    if p["type"] != "Fixed" and p["name"] not in meta["pinned"]]
+        options["num_initial_points"] = max(3 * len(searched), 3)
+    if kind != "hyperband":
         options["max_trials"] = meta["max_trials"] + len(meta.get("imported", []))
     tuner = _tuner_class(kind, meta["settings"]["seed"], objective=objective,
                          prune=meta.get("prune"))(**options)
