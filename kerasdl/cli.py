@@ -366,7 +366,7 @@ def _show_search(directory, as_json, top=10):
     rows = [[_format(row[c]) for c in columns] for _, row in done.head(top).iterrows()]
     _result(_table(rows, columns))
     if shares:
-        _result(f"\nHyperparameter importance over {len(done)} finished trials ({METHOD}):")
+        _result(f"\nHyperparameter importance over {len(done)} finished trials; {METHOD}:")
         _result("  " + _table([(name, f"{share:.2f}") for name, share in shares],
                               ("HYPERPARAMETER", "IMPORTANCE")).replace("\n", "\n  "))
     else:

@@ -11,8 +11,8 @@ its groups score alike. It looks at one hyperparameter at a time, so with few tr
 
 import pandas as pd
 
-METHOD = ("share of the objective's variance explained by each hyperparameter's values "
-          "(eta squared; numbers with over 4 values in 3 quantile bins)")
+METHOD = ("eta squared: the share of the objective's variance that each hyperparameter's "
+          "values explain, one at a time (numbers in 3 quantile bins); rough with few trials")
 MIN_TRIALS = 3
 
 

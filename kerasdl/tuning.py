@@ -330,25 +330,34 @@ def import_trials(oracle, imported, space):
     marks them `imported`, with the source trial.
     """
     oracle.update_space(space)  # the whole space: Bayesian optimisation vectorises by it
-    for entry in imported:
-        trial_id = f"{{:0{len(str(oracle.max_trials))}d}}".format(len(oracle.trials))
-        hp = oracle.hyperparameters.copy()
-        hp.values = {**{p.name: p.default for p in hp.space if hasattr(p, "default")},
-                     **hp.values, **entry["values"]}
-        trial = keras_tuner.engine.trial.Trial(hyperparameters=hp, trial_id=trial_id,
-                                               status="RUNNING")
-        oracle.trials[trial_id] = trial
-        oracle.start_order.append(trial_id)
-        oracle._record_values(trial)
-        folder = Path(oracle._project_dir) / f"trial_{trial_id}"
-        folder.mkdir(parents=True, exist_ok=True)
-        runs.write_json(folder / "kerasdl_trial.json", {
-            "hyperparameters": hp.values, "status": "imported",
-            "source_trial": entry["source_trial"], "wall_seconds": entry["wall_seconds"],
-            "epochs": entry["epochs"], "curve": entry["curve"]})
-        oracle.update_trial(trial_id, entry["metrics"], step=entry["best_step"])
-        trial.status = "COMPLETED"
-        oracle.end_trial(trial)
+    verbose, oracle._display.verbose = oracle._display.verbose, 0  # imported: not run
+    try:
+        for entry in imported:
+            _import_trial(oracle, entry)
+    finally:
+        oracle._display.verbose = verbose
+
+
+def _import_trial(oracle, entry):
+    """One imported trial: recorded, scored and ended as Keras Tuner ends a trial."""
+    trial_id = f"{{:0{len(str(oracle.max_trials))}d}}".format(len(oracle.trials))
+    hp = oracle.hyperparameters.copy()
+    hp.values = {**{p.name: p.default for p in hp.space if hasattr(p, "default")},
+                 **hp.values, **entry["values"]}
+    trial = keras_tuner.engine.trial.Trial(hyperparameters=hp, trial_id=trial_id,
+                                           status="RUNNING")
+    oracle.trials[trial_id] = trial
+    oracle.start_order.append(trial_id)
+    oracle._record_values(trial)
+    folder = Path(oracle._project_dir) / f"trial_{trial_id}"
+    folder.mkdir(parents=True, exist_ok=True)
+    runs.write_json(folder / "kerasdl_trial.json", {
+        "hyperparameters": hp.values, "status": "imported",
+        "source_trial": entry["source_trial"], "wall_seconds": entry["wall_seconds"],
+        "epochs": entry["epochs"], "curve": entry["curve"]})
+    oracle.update_trial(trial_id, entry["metrics"], step=entry["best_step"])
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
 
 
 def _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials, objective, directory):
@@ -548,7 +557,8 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
                 f"{str(directory)!r} holds a different search (changed: {', '.join(changed)}); "
                 "pass --overwrite to start afresh or choose another --output."
             )
-        if warm_start is not None and old.get("warm_start") != str(warm_start) and \
+        source_path = str(Path(warm_start).resolve()) if warm_start is not None else None
+        if source_path is not None and old.get("warm_start") != source_path and \
                 (old.get("warm_start") or (directory / PROJECT / "oracle.json").exists()):
             raise UsageError(
                 f"{str(directory)!r} already started without warm start from "
@@ -571,7 +581,7 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
             elif target.exists():
                 target.unlink()
     if source is not None and "imported" not in meta:
-        meta["warm_start"] = str(warm_start)
+        meta["warm_start"] = str(Path(warm_start).resolve())
         meta["imported"], skipped = warmstart.finished_trials(
             warm_start, meta["search_space"], meta["pinned"])
         print(f"Warm start: importing {len(meta['imported'])} finished trials of "
@@ -760,6 +770,7 @@ def results_frame(directory):
     directory = Path(directory)
     meta = json.loads((directory / "search.json").read_text())
     objective = meta["objective"]["name"]
+    names = [p["name"] for p in meta["search_space"]]
     rows = []
     for trial_file in sorted((directory / PROJECT).glob("trial_*/trial.json")):
         trial = json.loads(trial_file.read_text())
@@ -777,7 +788,9 @@ def results_frame(directory):
         row = {"trial_id": trial["trial_id"], "status": status,
                **{name: value for name, value in values.items() if not name.startswith("tuner/")},
                objective: trial.get("score"),
-               **{name: metric["observations"][-1]["value"][0]
+               # A metric named like a hyperparameter (`loss`) is told apart by a prefix.
+               **{(f"metric_{name}" if name in names else name):
+                  metric["observations"][-1]["value"][0]
                   for name, metric in sorted(metrics.items())
                   if name != objective and metric.get("observations")},
                "best_epoch": (trial["best_step"] + 1) if trial.get("best_step") is not None
@@ -789,7 +802,6 @@ def results_frame(directory):
         if record.get("source_trial") is not None:
             row["source_trial"] = f"{meta.get('warm_start')}:{record['source_trial']}"
         rows.append(row)
-    names = [p["name"] for p in meta["search_space"]]
     frame = pd.DataFrame(rows)
     if len(frame):
         first = ["trial_id", "status", *[n for n in names if n in frame.columns]]
