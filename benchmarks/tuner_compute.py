@@ -10,7 +10,6 @@ Usage:
 """
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -26,14 +25,7 @@ def search(tuner, trials, epochs, workdir):
                     "--output", str(out)], check=True, capture_output=True)
     frame = pd.read_csv(out / "results.csv").sort_values("trial_id")
     frame = frame[frame["status"] == "COMPLETED"]
-    if "epochs" in frame:  # hyperband: a trial trains from tuner/initial_epoch to tuner/epochs
-        trial_files = {p.parent.name[6:]: json.loads(p.read_text()) for p in
-                       (out / "tuner").glob("trial_*/trial.json")}
-        spent = [trial_files[str(t).zfill(4)]["hyperparameters"]["values"]["tuner/epochs"]
-                 - trial_files[str(t).zfill(4)]["hyperparameters"]["values"]["tuner/initial_epoch"]
-                 for t in frame["trial_id"]]
-    else:
-        spent = [epochs] * len(frame)
+    spent = frame["epochs"].tolist()  # trained in each trial (hyperband: from initial_epoch)
     return frame["val_accuracy"].tolist(), spent
 
 

@@ -339,20 +339,39 @@ def _show_search(directory, as_json, top=10):
                    f"of {str(directory)!r} {'are' if len(damaged) > 1 else 'is'} damaged; run "
                    "`kerasdl tune` again with the same options to set it aside and re-run it.",
                    err=True)
+    from kerasdl.importance import METHOD
+    from kerasdl.importance import importance
+
     objective = meta["objective"]["name"]
-    done = frame[frame["status"] == "COMPLETED"].sort_values(
+    # Imported trials (`--warm-start`) are finished trials too; pruned ones stopped early.
+    done = frame[frame["status"].isin(["COMPLETED", "IMPORTED"])].sort_values(
         objective, ascending=meta["objective"]["direction"] == "min")
+    names = [p["name"] for p in meta["search_space"] if p["name"] in done.columns]
+    shares = importance(done, [n for n in names if n not in meta.get("pinned", {})], objective)
     if as_json:
-        _result(done.head(top).to_json(orient="records", indent=2))
+        _result(json.dumps({"trials": json.loads(done.head(top).to_json(orient="records")),
+                            "importance": dict(shares), "importance_method": METHOD},
+                           indent=2))
         return
-    _result(f"Search of {meta['recipe']} with the {meta['tuner']} tuner: {len(done)} of "
-            f"{len(frame)} trials completed"
+    counts = frame["status"].value_counts()
+    others = [f"{counts[s]} {s.lower()}" for s in ("IMPORTED", "PRUNED", "FAILED", "INVALID")
+              if counts.get(s)]
+    _result(f"Search of {meta['recipe']} with the {meta['tuner']} tuner: "
+            f"{int(counts.get('COMPLETED', 0))} of {len(frame)} trials completed"
             + (f" ({len(damaged)} damaged)" if damaged else "")
+            + (f", {', '.join(others)}" if others else "")
             + f"; {objective} ({meta['objective']['direction']}).")
-    columns = ["trial_id", objective, "best_epoch", "wall_seconds"] + [
-        p["name"] for p in meta["search_space"] if p["name"] in done.columns]
+    columns = ["trial_id", objective, "status", "best_epoch", "epochs", "wall_seconds"] + names
+    columns = [c for c in columns if c in done.columns]
     rows = [[_format(row[c]) for c in columns] for _, row in done.head(top).iterrows()]
     _result(_table(rows, columns))
+    if shares:
+        _result(f"\nHyperparameter importance over {len(done)} finished trials; {METHOD}:")
+        _result("  " + _table([(name, f"{share:.2f}") for name, share in shares],
+                              ("HYPERPARAMETER", "IMPORTANCE")).replace("\n", "\n  "))
+    else:
+        _result(f"\nHyperparameter importance: needs 3 finished trials with different "
+                f"{objective}.")
 
 
 def _format(value):
@@ -677,13 +696,26 @@ def bench(recipe, data, target, data_dir, batch_size, steps, repeats, assignment
               help="One process of a search over several machines (see README).")
 @click.option("--worker-id", help="This worker's unique name, with --role worker.")
 @click.option("--no-retrain", is_flag=True, help="Skip retraining the best configuration.")
+@click.option("--prune", is_flag=True, help="Stop a trial whose best objective so far is worse "
+              "than the median of the completed trials at the same epoch (Optuna's "
+              "MedianPruner rule); pruned trials stay in the results as PRUNED.")
+@click.option("--prune-warmup-epochs", type=click.IntRange(min=0), default=1,
+              show_default=True, help="With --prune: epochs every trial runs before it can "
+              "be stopped.")
+@click.option("--prune-startup-trials", type=click.IntRange(min=0), default=2,
+              show_default=True, help="With --prune: completed trials needed at an epoch "
+              "before a trial is stopped there.")
+@click.option("--warm-start", type=click.Path(), metavar="SEARCH_DIR",
+              help="Start from the finished trials of an earlier search of the same recipe "
+              "and data (imported, not retrained; --max-trials counts new trials).")
 @_device_options
 @json_option
 def tune(recipe, data, target, data_dir, tuner, max_trials, image_size, classes, train_examples,
          weights,
          epochs, batch_size, assignments,
          config_file, seed, objective, output, overwrite, workers, host, port, role, worker_id,
-         no_retrain, as_json, **device_options):
+         no_retrain, prune, prune_warmup_epochs, prune_startup_trials, warm_start, as_json,
+         **device_options):
     """Search RECIPE's hyperparameters with Keras Tuner; print the search directory.
 
     Runs or continues the search, writes results.csv, best_hyperparameters.json and
@@ -703,13 +735,25 @@ def tune(recipe, data, target, data_dir, tuner, max_trials, image_size, classes,
                   "set": hparams.parse_assignments(assignments)}
     resolved = settings.resolve(info["defaults"], config, cli_values)
     settings.check_data(resolved, info)
+    given = click.get_current_context().get_parameter_source
+    for name in ("prune_warmup_epochs", "prune_startup_trials"):
+        if not prune and given(name) == click.core.ParameterSource.COMMANDLINE:
+            raise UsageError(f"`--{name.replace('_', '-')}` applies with --prune; add --prune.")
+    if warm_start is not None:  # a mismatched earlier search is refused before TensorFlow
+        from kerasdl import warmstart
+
+        objective_name = (objective or info["objective"]["name"]).partition(":")[0]
+        warmstart.read_source(warm_start, recipe, resolved, tuner, objective_name=objective_name,
+                              directory=output or Path("searches") / f"{recipe}-{tuner}")
     _start_tensorflow()
     from kerasdl.tuning import tune as run_tune
 
     directory = run_tune(recipe, resolved, tuner=tuner, max_trials=max_trials,
                          objective=objective, output=output, overwrite=overwrite,
                          workers=workers, host=host, port=port, retrain=not no_retrain,
-                         role=role, worker_id=worker_id)
+                         role=role, worker_id=worker_id, warm_start=warm_start,
+                         prune={"warmup_epochs": prune_warmup_epochs,
+                                "startup_trials": prune_startup_trials} if prune else None)
     if not as_json:
         _result(str(directory))
         return

@@ -34,7 +34,9 @@ from kerasdl import locks
 from kerasdl import plots
 from kerasdl import pretrained
 from kerasdl import progress
+from kerasdl import pruning
 from kerasdl import runs
+from kerasdl import warmstart
 from kerasdl.data import load_data
 from kerasdl.errors import RunError
 from kerasdl.errors import UsageError
@@ -59,8 +61,9 @@ SEARCH_SETTINGS = ("data", "target", "data_dir", "epochs", "batch_size", "seed",
 # How trials run, not what they measure: a resumed search may change them.
 DEVICE_SETTINGS = ("device", "mixed_precision", "jit", "strategy", "steps_per_execution")
 OWN_OUTPUTS = ("search.json", PROJECT, "results.csv", "best_hyperparameters.json", "plots",
-               "best", "logs", "damaged")
+               "best", "logs", "damaged", "tensorboard")
 DAMAGED = "damaged"  # damaged trials are set aside here, outside Keras Tuner's project
+TENSORBOARD = "tensorboard"  # `tensorboard --logdir SEARCH_DIR`: scalars and HParams per trial
 
 
 class SearchDiskFull(diskspace.DiskFull, keras_tuner.errors.FatalError):
@@ -126,16 +129,26 @@ def objective_from(name, recipe):
     return keras_tuner.Objective(metric, direction)
 
 
-def _tuner_class(kind, seed=None):
+def _tuner_class(kind, seed=None, objective=None, prune=None):
+    """The Keras Tuner class of `kind`, with kerasdl's per-trial records.
+
+    Args:
+        objective: a `keras_tuner.Objective`: each epoch's value is recorded as the
+            trial's curve (kerasdl_trial.json), for pruning and the results.
+        prune: None, or `{"warmup_epochs": N, "startup_trials": M}` to stop a trial by
+            the median rule (`kerasdl.pruning`).
+    """
     if kind not in TUNERS:
         raise UsageError(f"Unknown tuner: {kind!r}. Valid tuners: {', '.join(TUNERS)}")
     base = TUNERS[kind]
 
     class KerasdlTuner(base):
-        """Records each trial's wall time and keeps no per-trial checkpoints.
+        """Records each trial's wall time, curve, epochs and status; stops bad trials
+        with `--prune`; keeps the weights of the best trial only.
 
         Hyperband continues trials from the checkpoints of earlier rounds, so it
-        keeps them; its trial count is bounded by `--epochs` and its factor.
+        keeps those that a later round may still continue; its trial count is bounded
+        by `--epochs` and its factor.
         """
 
         def on_search_begin(self):
@@ -146,12 +159,30 @@ def _tuner_class(kind, seed=None):
         def on_trial_begin(self, trial):
             super().on_trial_begin(trial)
             self._trial_start = time.perf_counter()
+            self._curve, self._epochs, self._pruned = {}, 0, False
+            self._others = (finished_curves(self.project_dir, exclude=trial.trial_id)
+                            if prune else [])
             # A copy of the trial's values, written atomically: `repair` runs the same
             # configuration again if Keras Tuner's own trial.json gets damaged.
             folder = Path(self.project_dir) / f"trial_{trial.trial_id}"
             diskspace.ensure(folder, 0)
             runs.write_json(folder / "kerasdl_trial.json",
                             {"hyperparameters": dict(trial.hyperparameters.values)})
+
+        def on_epoch_end(self, trial, model, epoch, logs=None):
+            super().on_epoch_end(trial, model, epoch, logs)
+            self._epochs += 1
+            if objective is None or not isinstance(objective, keras_tuner.Objective) \
+                    or objective.name not in (logs or {}):
+                return
+            value = float(logs[objective.name])
+            step = epoch + 1  # Keras counts from `initial_epoch` (Hyperband's later rounds)
+            self._curve[step] = value if np.isfinite(value) else None
+            if prune and pruning.should_prune(self._curve, self._others, step,
+                                              objective.direction, prune["warmup_epochs"],
+                                              prune["startup_trials"]):
+                self._pruned = True
+                model.stop_training = True
 
         def run_trial(self, trial, *args, **kwargs):
             keras.backend.clear_session()
@@ -171,17 +202,83 @@ def _tuner_class(kind, seed=None):
             super().on_trial_end(trial)
             if not progress.on_terminal():
                 print(progress.trial_line(self.oracle.get_trial(trial.trial_id), self.oracle,
-                                          seconds), file=sys.stderr, flush=True)
+                                          seconds)
+                      + (f" (pruned after {self._epochs} epochs)" if self._pruned else ""),
+                      file=sys.stderr, flush=True)
+            elif self._pruned:
+                print(f"Trial {trial.trial_id} pruned after {self._epochs} epochs.",
+                      file=sys.stderr, flush=True)
             folder = Path(self.project_dir) / f"trial_{trial.trial_id}"
             record = _read_json(folder / "kerasdl_trial.json") or {}
+            status = str(trial.status).lower()
+            if self._pruned and trial.status == "COMPLETED":
+                status = "pruned"
             runs.write_json(folder / "kerasdl_trial.json",
-                            {**record, "wall_seconds": round(seconds, 3)})
-            if kind != "hyperband":
-                for checkpoint in folder.glob("checkpoint*"):
-                    checkpoint.unlink()
+                            {**record, "wall_seconds": round(seconds, 3), "status": status,
+                             "epochs": self._epochs,
+                             "curve": {str(k): v for k, v in sorted(self._curve.items())}})
+            keep_needed_checkpoints(self, kind, objective)
             devices.clear_session()
 
     return KerasdlTuner
+
+
+def finished_curves(project_dir, exclude=None):
+    """The objective curves (`{epoch: value}`) of a search's completed or imported trials."""
+    curves = []
+    for record_file in sorted(Path(project_dir).glob("trial_*/kerasdl_trial.json")):
+        if record_file.parent.name == f"trial_{exclude}":
+            continue
+        record = _read_json(record_file) or {}
+        if record.get("status") in ("completed", "imported") and record.get("curve"):
+            curves.append({int(k): v for k, v in record["curve"].items()})
+    return curves
+
+
+def _best_trial_id(project_dir, direction):
+    """The id of the best completed (not pruned) trial, from the trial files."""
+    best, best_score = None, None
+    for trial_file in Path(project_dir).glob("trial_*/trial.json"):
+        state = _readable_trial(trial_file) or {}
+        record = _read_json(trial_file.parent / "kerasdl_trial.json") or {}
+        score = state.get("score")
+        if state.get("status") != "COMPLETED" or score is None or not np.isfinite(score) \
+                or record.get("status") == "pruned":
+            continue
+        if best is None or (score > best_score if direction == "max" else score < best_score):
+            best, best_score = state["trial_id"], score
+    return best
+
+
+def keep_needed_checkpoints(tuner, kind, objective):
+    """Deletes the weights of every finished trial but the best (bounded disk).
+
+    Hyperband also keeps the trials of its unfinished brackets that a later round may
+    continue; when its oracle runs in another process (workers), it keeps them all.
+    """
+    project_dir = Path(tuner.project_dir)
+    direction = getattr(objective, "direction", "max")
+    keep = {_best_trial_id(project_dir, direction)}
+    if kind == "hyperband":
+        brackets = getattr(tuner.oracle, "_brackets", None)
+        if brackets is None:
+            return
+        for bracket in brackets:
+            rounds = bracket["rounds"]
+            continued = {info["past_id"] for later in rounds[1:] for info in later
+                         if info.get("past_id") is not None and
+                         getattr(tuner.oracle.trials.get(info["id"]), "status", None)
+                         == "COMPLETED"}
+            for round_info in rounds[:-1]:
+                keep.update(info["id"] for info in round_info if info["id"] not in continued)
+    running = {getattr(t, "trial_id", None) for t in
+               getattr(tuner.oracle, "ongoing_trials", {}).values()}
+    keep |= running
+    for folder in project_dir.glob("trial_*"):
+        if folder.name[len("trial_"):] in keep:
+            continue
+        for checkpoint in folder.glob("checkpoint*"):
+            checkpoint.unlink()
 
 
 def make_tuner(meta, hypermodel, overwrite=False, strategy=None):
@@ -198,22 +295,74 @@ def make_tuner(meta, hypermodel, overwrite=False, strategy=None):
         options["distribution_strategy"] = strategy
     if kind == "hyperband":
         options.update(max_epochs=meta["settings"]["epochs"], factor=3)
-    else:
-        options["max_trials"] = meta["max_trials"]
-    tuner = _tuner_class(kind, meta["settings"]["seed"])(**options)
+    if kind == "bayesian":
+        # Keras Tuner's default, 3 random trials per dimension, counts pinned (`--set`)
+        # ones too; the dimensions searched are the others.
+        searched = [p for p in meta["search_space"]
+                    if p["type"] != "Fixed" and p["name"] not in meta["pinned"]]
+        options["num_initial_points"] = max(3 * len(searched), 3)
     if kind != "hyperband":
-        tuner.oracle.max_trials = meta["max_trials"]  # a reloaded oracle keeps its old one
+        options["max_trials"] = meta["max_trials"] + len(meta.get("imported", []))
+    tuner = _tuner_class(kind, meta["settings"]["seed"], objective=objective,
+                         prune=meta.get("prune"))(**options)
+    if kind != "hyperband":
+        # A reloaded oracle keeps its old one; imported trials do not count.
+        tuner.oracle.max_trials = meta["max_trials"] + len(meta.get("imported", []))
     return tuner
 
 
-def _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials, objective, directory):
+def _space(recipe, splits, batch_size):
+    """The recipe's whole search space: what building the default model and pipeline asks."""
     space = keras_tuner.HyperParameters()
     with pretrained.downloads():
         recipe.build_model(space, splits.spec)
     recipe.make_pipeline(splits.train, splits.spec, space, training=True,
-                         batch_size=settings["batch_size"])
-    pinned = hparams.pinned(settings.get("set", {}), space)
+                         batch_size=batch_size)
     keras.backend.clear_session()
+    return space
+
+
+def import_trials(oracle, imported, space):
+    """Adds an earlier search's finished trials to a fresh oracle as completed trials.
+
+    Each keeps its values, metrics and score (no training): Bayesian optimisation fits
+    them, random and grid search do not draw their values again. kerasdl_trial.json
+    marks them `imported`, with the source trial.
+    """
+    oracle.update_space(space)  # the whole space: Bayesian optimisation vectorises by it
+    verbose, oracle._display.verbose = oracle._display.verbose, 0  # imported: not run
+    try:
+        for entry in imported:
+            _import_trial(oracle, entry)
+    finally:
+        oracle._display.verbose = verbose
+
+
+def _import_trial(oracle, entry):
+    """One imported trial: recorded, scored and ended as Keras Tuner ends a trial."""
+    trial_id = f"{{:0{len(str(oracle.max_trials))}d}}".format(len(oracle.trials))
+    hp = oracle.hyperparameters.copy()
+    hp.values = {**{p.name: p.default for p in hp.space if hasattr(p, "default")},
+                 **hp.values, **entry["values"]}
+    trial = keras_tuner.engine.trial.Trial(hyperparameters=hp, trial_id=trial_id,
+                                           status="RUNNING")
+    oracle.trials[trial_id] = trial
+    oracle.start_order.append(trial_id)
+    oracle._record_values(trial)
+    folder = Path(oracle._project_dir) / f"trial_{trial_id}"
+    folder.mkdir(parents=True, exist_ok=True)
+    runs.write_json(folder / "kerasdl_trial.json", {
+        "hyperparameters": hp.values, "status": "imported",
+        "source_trial": entry["source_trial"], "wall_seconds": entry["wall_seconds"],
+        "epochs": entry["epochs"], "curve": entry["curve"]})
+    oracle.update_trial(trial_id, entry["metrics"], step=entry["best_step"])
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+
+
+def _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials, objective, directory):
+    space = _space(recipe, splits, settings["batch_size"])
+    pinned = hparams.pinned(settings.get("set", {}), space)
     return {
         "recipe": recipe_name,
         "tuner": tuner,
@@ -361,8 +510,12 @@ def search_directory(recipe_name, tuner, output):
 
 
 def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None, output=None,
-            overwrite=False):
+            overwrite=False, prune=None, warm_start=None):
     """Creates or checks a search directory; returns `(meta, recipe, splits)`.
+
+    Args:
+        prune: None, or `{"warmup_epochs": N, "startup_trials": M}` (`--prune`).
+        warm_start: an earlier search directory whose finished trials this one imports.
 
     Raises:
         UsageError: for an unknown tuner, a bad objective, or an existing search that
@@ -374,12 +527,26 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
         raise UsageError(f"`max_trials` must be a positive integer. Received: max_trials={max_trials!r}")
     recipe = load_recipe(recipe_name)
     directory = search_directory(recipe_name, tuner, output)
+    if prune is not None:
+        try:
+            pruning.check_settings(prune["warmup_epochs"], prune["startup_trials"])
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    source = None
+    if warm_start is not None:
+        source = warmstart.read_source(warm_start, recipe_name, settings, tuner,
+                                       directory=directory)
     seed_everything(settings["seed"])
     splits = load_data(settings["data"], recipe.TASK, settings)
     splits.spec = model_spec(splits, settings)
     check_fits(settings, splits, default_batch_size=recipe.DEFAULTS.get("batch_size"))
     meta = _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials,
                         objective_from(objective, recipe), directory)
+    meta["prune"] = prune
+    if source is not None:
+        source = warmstart.read_source(warm_start, recipe_name, settings, tuner,
+                                       objective_name=meta["objective"]["name"],
+                                       directory=directory)
     meta_file = directory / "search.json"
     if meta_file.exists() and not overwrite:
         old = runs.read_json(meta_file, ("recipe", "settings"), "pass --overwrite to start "
@@ -390,6 +557,17 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
                 f"{str(directory)!r} holds a different search (changed: {', '.join(changed)}); "
                 "pass --overwrite to start afresh or choose another --output."
             )
+        source_path = str(Path(warm_start).resolve()) if warm_start is not None else None
+        if source_path is not None and old.get("warm_start") != source_path and \
+                (old.get("warm_start") or (directory / PROJECT / "oracle.json").exists()):
+            raise UsageError(
+                f"{str(directory)!r} already started without warm start from "
+                f"{str(warm_start)!r}; pass --overwrite to start afresh from it."
+            )
+        # The trials imported when the search started stay its own.
+        for key in ("warm_start", "imported"):
+            if key in old:
+                meta[key] = old[key]
         repair(directory / PROJECT)
     elif directory.is_dir() and any(path.name != locks.LOCK_NAME
                                     for path in directory.iterdir()) and not overwrite:
@@ -402,6 +580,13 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
+    if source is not None and "imported" not in meta:
+        meta["warm_start"] = str(Path(warm_start).resolve())
+        meta["imported"], skipped = warmstart.finished_trials(
+            warm_start, meta["search_space"], meta["pinned"])
+        print(f"Warm start: importing {len(meta['imported'])} finished trials of "
+              f"{str(warm_start)!r}" + (f"; {skipped} outside this search's space left out"
+                                        if skipped else "") + ".", file=sys.stderr)
     directory.mkdir(parents=True, exist_ok=True)
     runs.write_json(meta_file, meta)
     return meta, recipe, splits
@@ -419,9 +604,17 @@ def run_search(meta, recipe, splits, verbose=None):
         hypermodel = RecipeHyperModel(recipe, splits, settings["batch_size"], settings=settings)
         tuner = make_tuner(meta, hypermodel,
                            strategy=strategy if accelerator["replicas"] > 1 else None)
+        # TensorBoard's scalars per epoch; Keras Tuner adds each trial's HParams to them.
+        board = keras.callbacks.TensorBoard(Path(meta["directory"]) / TENSORBOARD,
+                                            write_graph=False, profile_batch=0)
         # Keras Tuner reports progress on stdout; stdout is kept for results.
         with contextlib.redirect_stdout(sys.stderr):
-            tuner.search(epochs=meta["settings"]["epochs"], callbacks=[progress.callback()],
+            if meta.get("imported") and isinstance(tuner.oracle, keras_tuner.Oracle) \
+                    and not tuner.oracle.trials:
+                import_trials(tuner.oracle, meta["imported"],
+                              _space(recipe, splits, settings["batch_size"]))
+            tuner.search(epochs=meta["settings"]["epochs"],
+                         callbacks=[progress.callback(), board],
                          verbose=progress.verbosity() if verbose is None else verbose)
     finally:
         devices.reset_precision()
@@ -567,27 +760,48 @@ def run_distributed(meta, workers, host="127.0.0.1", port=None, max_restarts=3, 
 
 
 def results_frame(directory):
-    """Reads every trial of a search directory into a DataFrame (one row per trial)."""
+    """Reads every trial of a search directory into a DataFrame (one row per trial).
+
+    Columns: trial_id, status (COMPLETED, PRUNED, IMPORTED, FAILED, INVALID, RUNNING),
+    every hyperparameter, the objective (the trial's score), every other metric at the
+    trial's best epoch, best_epoch, epochs (trained in this trial), wall_seconds, and
+    for imported trials the source trial.
+    """
     directory = Path(directory)
     meta = json.loads((directory / "search.json").read_text())
     objective = meta["objective"]["name"]
+    names = [p["name"] for p in meta["search_space"]]
     rows = []
     for trial_file in sorted((directory / PROJECT).glob("trial_*/trial.json")):
         trial = json.loads(trial_file.read_text())
-        timing = trial_file.parent / "kerasdl_trial.json"
+        # Written when the trial starts, completed when it ends.
+        record = _read_json(trial_file.parent / "kerasdl_trial.json") or {}
         values = trial.get("hyperparameters", {}).get("values", {})
-        metric = trial.get("metrics", {}).get("metrics", {}).get(objective, {})
-        row = {"trial_id": trial["trial_id"], "status": trial["status"],
+        metrics = trial.get("metrics", {}).get("metrics", {})
+        status = trial["status"]
+        if status == "COMPLETED" and record.get("status") in ("pruned", "imported"):
+            status = record["status"].upper()
+        epochs = record.get("epochs")
+        if epochs is None and status == "COMPLETED":  # a trial of an older kerasdl
+            epochs = values.get("tuner/epochs", meta["settings"]["epochs"]) \
+                - values.get("tuner/initial_epoch", 0)
+        row = {"trial_id": trial["trial_id"], "status": status,
                **{name: value for name, value in values.items() if not name.startswith("tuner/")},
                objective: trial.get("score"),
+               # A metric named like a hyperparameter (`loss`) is told apart by a prefix.
+               **{(f"metric_{name}" if name in names else name):
+                  metric["observations"][-1]["value"][0]
+                  for name, metric in sorted(metrics.items())
+                  if name != objective and metric.get("observations")},
                "best_epoch": (trial["best_step"] + 1) if trial.get("best_step") is not None
-               and metric else None,
-               # Written when the trial starts, timed when it ends.
-               "wall_seconds": (_read_json(timing) or {}).get("wall_seconds")}
+               and metrics.get(objective) else None,
+               "epochs": epochs,
+               "wall_seconds": record.get("wall_seconds")}
         if meta["tuner"] == "hyperband":
-            row["epochs"] = values.get("tuner/epochs")
+            row["hyperband_epochs"] = values.get("tuner/epochs")
+        if record.get("source_trial") is not None:
+            row["source_trial"] = f"{meta.get('warm_start')}:{record['source_trial']}"
         rows.append(row)
-    names = [p["name"] for p in meta["search_space"]]
     frame = pd.DataFrame(rows)
     if len(frame):
         first = ["trial_id", "status", *[n for n in names if n in frame.columns]]
@@ -598,7 +812,8 @@ def results_frame(directory):
 def ranked_trials(frame, meta):
     """The completed trials of a search, best first, as the records of best_hyperparameters.json."""
     objective = meta["objective"]["name"]
-    done = frame[(frame["status"] == "COMPLETED") & frame[objective].notna()] if len(frame) else frame
+    finished = frame["status"].isin(["COMPLETED", "IMPORTED"]) if len(frame) else None
+    done = frame[finished & frame[objective].notna()] if len(frame) else frame
     if done.empty:
         return []
     done = done.sort_values(objective, ascending=meta["objective"]["direction"] == "min")
@@ -643,7 +858,7 @@ def _plain(value):
 
 def tune(recipe_name, settings, tuner="random", max_trials=10, objective=None, output=None,
          overwrite=False, workers=0, host="127.0.0.1", port=None, retrain=True, role=None,
-         worker_id=None):
+         worker_id=None, prune=None, warm_start=None):
     """Runs or resumes a search, reports it and retrains its best configuration.
 
     Args:
@@ -651,6 +866,11 @@ def tune(recipe_name, settings, tuner="random", max_trials=10, objective=None, o
         role: `chief` or `worker`, for one process of a search spread over machines:
             the chief serves the oracle on `host:port`, each worker (`worker_id`)
             connects to it. Only the chief reports and retrains the best.
+        prune: None, or `{"warmup_epochs": N, "startup_trials": M}`: stop a trial worse
+            than the median of the completed trials at the same epoch (`kerasdl.pruning`).
+        warm_start: an earlier search directory of the same recipe and data whose
+            finished trials this search imports as observations (`kerasdl.warmstart`);
+            `max_trials` counts the new trials.
 
     Returns:
         The search directory.
@@ -661,7 +881,7 @@ def tune(recipe_name, settings, tuner="random", max_trials=10, objective=None, o
     with locks.hold(directory, "search"):
         try:
             return _tune(recipe_name, settings, tuner, max_trials, objective, output, overwrite,
-                         workers, host, port, retrain, role, worker_id)
+                         workers, host, port, retrain, role, worker_id, prune, warm_start)
         except Exception as error:
             if diskspace.is_disk_full(error) and not isinstance(error, diskspace.DiskFull):
                 raise diskspace.disk_full(directory) from None
@@ -669,9 +889,9 @@ def tune(recipe_name, settings, tuner="random", max_trials=10, objective=None, o
 
 
 def _tune(recipe_name, settings, tuner, max_trials, objective, output, overwrite, workers,
-          host, port, retrain, role, worker_id):
+          host, port, retrain, role, worker_id, prune=None, warm_start=None):
     meta, recipe, splits = prepare(recipe_name, settings, tuner, max_trials, objective, output,
-                                   overwrite)
+                                   overwrite, prune=prune, warm_start=warm_start)
     directory = Path(meta["directory"])
     if role is not None:
         if role not in ("chief", "worker") or port is None:
