@@ -149,3 +149,107 @@ def test_time_column_orders_a_series_for_lstm(cli, tmp_path):
     # One forecast per window, named by the date of its last row, in time order.
     assert len(out) == steps - 8 + 1
     assert out["id"].iloc[0] == "2024-03-08" and out["id"].is_monotonic_increasing
+
+
+def _table(rows, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 3))
+    colour = rng.choice(["red", "green", "blue"], rows)
+    shift = pd.Series(colour).map({"red": 3.0, "green": -3.0, "blue": 0.0}).to_numpy()
+    y = x @ [1.0, 2.0, -1.0] + shift + rng.normal(0, 0.1, rows)
+    return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "colour": colour,
+                         "y": y, "kind": np.where(y > 0, "up", "down")})
+
+
+@pytest.fixture
+def streamed(monkeypatch):
+    """Every CSV file streams, in chunks of 100 rows (so a file has several)."""
+    from kerasdl.data import streaming
+
+    monkeypatch.setenv("KERASDL_CSV_STREAM_MB", "0")
+    monkeypatch.setattr(streaming, "CHUNK_ROWS", 100)
+    return streaming
+
+
+def test_streamed_split_and_encoding_match_the_rows_of_the_file(streamed, tmp_path):
+    import tensorflow as tf
+
+    from kerasdl.data import load_data
+    from kerasdl.data import tabular
+
+    frame = _table(700)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    settings = {"target": "y", "drop": ["kind"], "split_seed": 7, "validation_split": 0.2,
+                "test_split": 0.2}
+    splits = load_data(tmp_path / "t.csv", "regression", settings)
+    spec = splits.spec
+    assert spec["streamed"] and spec["cache"] == "none" and splits.arrays is None
+    assert spec["feature_names"] == ["a", "b", "c", "colour=blue", "colour=green", "colour=red"]
+    # The seeded split: NumPy's draw (the statistics pass) and TensorFlow's (the reader)
+    # put the same rows in the same splits, in file order, about 60/20/20.
+    parts = streamed.split_names(np.arange(700), settings)
+    np.testing.assert_array_equal(parts, streamed._tf_split(tf.range(700, dtype=tf.int64),
+                                                            settings).numpy())
+    assert spec["num_examples"] == {name: int((parts == i).sum())
+                                    for i, name in enumerate(("train", "validation", "test"))}
+    assert 0.5 < spec["num_examples"]["train"] / 700 < 0.7
+    expected, _, _ = tabular.features_from_frame(frame.drop(columns=["y", "kind"]))
+    for index, dataset in enumerate((splits.train, splits.validation, splits.test)):
+        x, y = (np.concatenate(part) for part in zip(*[(x.numpy(), y.numpy())
+                                                      for x, y in dataset.batch(256)]))
+        np.testing.assert_allclose(x, expected[parts == index], rtol=1e-6)
+        np.testing.assert_allclose(y, frame["y"].to_numpy()[parts == index], rtol=1e-6)
+        assert int(dataset.cardinality()) == len(y)
+    train = expected[parts == 0]
+    np.testing.assert_allclose(spec["feature_mean"], train.mean(axis=0), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(spec["feature_variance"], train.var(axis=0), rtol=1e-5)
+    assert spec["target_mean"] == pytest.approx(frame["y"][parts == 0].mean())
+    # The baseline is least squares on the training rows, scored on the test rows.
+    from sklearn.linear_model import LinearRegression
+
+    fitted = LinearRegression().fit(train, frame["y"][parts == 0])
+    errors = fitted.predict(expected[parts == 2]) - frame["y"][parts == 2]
+    assert splits.baseline["mae"] == pytest.approx(np.abs(errors).mean(), rel=1e-4)
+    assert splits.baseline["rmse"] == pytest.approx(np.sqrt((errors ** 2).mean()), rel=1e-4)
+
+
+def test_streamed_training_predict_and_evaluate(streamed, cli, tmp_path):
+    _table(600).to_csv(tmp_path / "t.csv", index=False)
+    result = cli("train", "perceptron", "--data", tmp_path / "t.csv", "--target", "kind",
+                 "--drop", "y", "--epochs", "3", "--output", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    assert "Scanning t.csv: 600 rows done" in result.stderr  # progress, on stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["baseline"]["model"] == "linear_least_squares"
+    # Linearly separable classes: both the network and the baseline learn them.
+    assert metrics["baseline"]["accuracy"] > 0.9 and metrics["test"]["accuracy"] > 0.8
+    spec = json.loads((tmp_path / "run" / "config.json").read_text())["spec"]
+    assert spec["class_names"] == ["down", "up"] and spec["streamed"]
+    scored = cli("evaluate", tmp_path / "run", "--data", tmp_path / "t.csv", "--json")
+    assert scored.exit_code == 0, scored.stderr
+    assert json.loads(scored.stdout)["examples"] == 600
+    assert json.loads(scored.stdout)["accuracy"] > 0.8
+
+
+@pytest.mark.parametrize("row, value, fragment", [
+    (250, "lots", "Column 'b' of"),
+    (250, "inf", "'b' of"),
+    (480, "", "Missing values in column(s) 'b' (1) at row 480"),
+])
+def test_later_chunks_with_bad_values_name_column_and_row(streamed, cli, tmp_path, row,
+                                                          value, fragment):
+    frame = _table(500)
+    frame["b"] = frame["b"].astype(object)
+    frame.loc[row, "b"] = value
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    result = cli("train", "regression", "--data", tmp_path / "t.csv", "--target", "y",
+                 "--drop", "kind", "--epochs", "1", "--output", tmp_path / "run")
+    line = assert_one_line_error(result, 1, fragment, f"row {row}")
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists(), line
+
+
+def test_stream_threshold_is_checked(monkeypatch, cli, tmp_path):
+    _table(50).to_csv(tmp_path / "t.csv", index=False)
+    monkeypatch.setenv("KERASDL_CSV_STREAM_MB", "lots")
+    assert_one_line_error(cli("train", "regression", "--data", tmp_path / "t.csv",
+                              "--target", "y", "--epochs", "1"), 1, "KERASDL_CSV_STREAM_MB")

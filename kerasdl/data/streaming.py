@@ -235,7 +235,7 @@ def _encode(chunk, types, categories):
     return pd.DataFrame(columns, index=chunk.index)
 
 
-def scan(path, target, source, task, settings, spec=None, chunk_rows=CHUNK_ROWS):
+def scan(path, target, source, task, settings, spec=None, chunk_rows=None):
     """The streaming pass: checks every row and computes the spec and the split counts.
 
     Returns:
@@ -246,6 +246,7 @@ def scan(path, target, source, task, settings, spec=None, chunk_rows=CHUNK_ROWS)
         DataError: for rows that cannot be used, naming the column and the row.
     """
     path = Path(path)
+    chunk_rows = chunk_rows or CHUNK_ROWS
     if spec is None:
         reading = {key: settings.get(key) for key in tabular.CSV_SETTINGS}
         head = tabular.read_csv(path, sep=reading.get("sep") or ",",
@@ -401,7 +402,7 @@ def _one_hot_sparse(labels, gram):
     return targets
 
 
-def score_baseline(path, spec, weights, settings, chunk_rows=CHUNK_ROWS):
+def score_baseline(path, spec, weights, settings, chunk_rows=None):
     """Scores the linear baseline on the test rows, in a second streaming pass.
 
     Regression: least squares (`linear_regression`: MAE and RMSE); classification:
@@ -410,6 +411,7 @@ def score_baseline(path, spec, weights, settings, chunk_rows=CHUNK_ROWS):
     """
     task, target = spec["task"], spec["target"]
     types = spec["columns"]
+    chunk_rows = chunk_rows or CHUNK_ROWS
     progress = _Progress(path, "Scoring the baseline on")
     errors, squares, correct, count, rows = 0.0, 0.0, 0, 0, 0
     options = {**spec["csv"], "drop": [], "ids": []}
