@@ -60,8 +60,8 @@ def test_predict_reads_new_files_the_same_way_and_carries_ids(cli, run, tmp_path
     assert result.exit_code == 0, result.stderr
     out = pd.read_csv(io.StringIO(result.stdout))
     assert list(out.columns) == ["customer", "prediction"]
-    # Rows come in time order (the file holds the dates backwards), named by their ID.
-    assert list(out["customer"]) == [f"c1-{i:04d}" for i in range(5, -1, -1)]
+    # Rows keep the file's order (a time column orders a forecasting series only).
+    assert list(out["customer"]) == [f"c1-{i:04d}" for i in range(6)]
     notes = result.stderr.splitlines()
     assert any("'price' is the model's target: it is ignored" in line for line in notes)
     assert not any("Ignored column" in line for line in notes)  # noise, customer: dropped
@@ -72,14 +72,14 @@ def test_predict_reads_new_files_the_same_way_and_carries_ids(cli, run, tmp_path
     assert "target" not in bare.stderr
     np.testing.assert_allclose(pd.read_csv(io.StringIO(bare.stdout))["prediction"],
                                out["prediction"], rtol=1e-5)
-    # Without --id-column, a row is named by its time; the grade is a category: changing
-    # it changes the prediction of the rows whose grade changed, only.
-    changed = (rows["grade"] != 1).to_numpy()[::-1]
+    # Without --id-column, a row is named by its number; the grade is a category:
+    # changing it changes the prediction of the rows whose grade changed, only.
+    changed = (rows["grade"] != 1).to_numpy()
     rows["grade"] = 1
     rows.to_csv(tmp_path / "graded.csv", sep=";", index=False)
     graded = pd.read_csv(io.StringIO(cli("predict", run, tmp_path / "graded.csv").stdout))
     assert list(graded.columns) == ["id", "prediction"]
-    assert list(graded["id"]) == [f"2024-01-01 0{hour}:00:00" for hour in range(6)]
+    assert list(graded["id"]) == list(range(6))
     assert changed.any() and not changed.all()
     np.testing.assert_allclose(graded["prediction"][~changed], out["prediction"][~changed],
                                rtol=1e-5)
@@ -253,3 +253,31 @@ def test_stream_threshold_is_checked(monkeypatch, cli, tmp_path):
     monkeypatch.setenv("KERASDL_CSV_STREAM_MB", "lots")
     assert_one_line_error(cli("train", "regression", "--data", tmp_path / "t.csv",
                               "--target", "y", "--epochs", "1"), 1, "KERASDL_CSV_STREAM_MB")
+
+
+def test_predict_streams_a_csv_file_in_chunks(monkeypatch, cli, run, tmp_path):
+    from kerasdl.data import tabular
+
+    rows = _houses(25, seed=3)
+    rows.loc[[2, 21], "grade"] = 7  # unseen, in two chunks: counted once over the file
+    rows.to_csv(tmp_path / "new.csv", sep=";", index=False)
+    whole = cli("predict", run, tmp_path / "new.csv", "--id-column", "customer")
+    monkeypatch.setattr(tabular, "PREDICT_CHUNK_ROWS", 4)
+    chunked = cli("predict", run, tmp_path / "new.csv", "--id-column", "customer",
+                  "--output", tmp_path / "out.csv")
+    assert chunked.exit_code == 0, chunked.stderr
+    out = pd.read_csv(tmp_path / "out.csv")
+    pd.testing.assert_frame_equal(out, pd.read_csv(io.StringIO(whole.stdout)))
+    assert list(out["customer"]) == list(rows["customer"])
+    notes = chunked.stderr.splitlines()
+    assert sum("unseen" in line for line in notes) == 1
+    assert any("'grade': '7' (2)" in line for line in notes)
+    assert sum("model's target" in line for line in notes) == 1
+    # A bad row in a later chunk: one error naming it, and no output file left.
+    rows["a"] = rows["a"].astype(object)
+    rows.loc[17, "a"] = "oops"
+    rows.to_csv(tmp_path / "bad.csv", sep=";", index=False)
+    assert_one_line_error(cli("predict", run, tmp_path / "bad.csv", "--output",
+                              tmp_path / "bad_out.csv"), 1, "'a'", "'oops'", "row 17")
+    assert not (tmp_path / "bad_out.csv").exists()
+    assert list(tmp_path.glob(".bad_out*")) == []

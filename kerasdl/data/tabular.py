@@ -331,7 +331,7 @@ def _warn(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def frame_to_features(frame, spec, target=None, warn=None):
+def frame_to_features(frame, spec, target=None, warn=None, unseen_counts=None):
     """Reads new rows with a trained model's schema; returns its feature matrix.
 
     The one place where new tabular data meets a run's schema (`predict`,
@@ -351,6 +351,8 @@ def frame_to_features(frame, spec, target=None, warn=None):
         target: a column to leave out silently (default: the spec's target, for
             a tabular model; a forecasting model reads its target as an input).
         warn: called with each warning line; default: print it on stderr.
+        unseen_counts: a dict `{column: {value: count}}` to add the unseen categories
+            to, instead of warning about them (a file read in chunks warns once).
 
     Returns:
         A float32 matrix of shape `(rows, len(spec["feature_names"]))`, in the
@@ -390,13 +392,17 @@ def frame_to_features(frame, spec, target=None, warn=None):
                                 f"received numbers such as {used[name].iloc[0]!r}.")
             if len(new):
                 counts = new.value_counts()
+                if unseen_counts is not None:
+                    found = unseen_counts.setdefault(name, {})
+                    for value, count in counts.items():
+                        found[value] = found.get(value, 0) + int(count)
                 unseen.append(f"{name!r}: " + ", ".join(
                     f"{value!r} ({count})" for value, count in counts.items()))
             for value in known:
                 features[f"{name}={value}"] = (text == value).to_numpy(np.float32)
         else:
             features[name] = _numeric(used, name).to_numpy(np.float32)
-    if unseen:
+    if unseen and unseen_counts is None:
         warn("Categories unseen in training, encoded as none of the known ones: "
              + "; ".join(unseen) + ".")
     names = spec.get("feature_names") or list(features)
@@ -429,7 +435,8 @@ def frame_to_inputs(frame, spec, warn=None):
     """
     task = spec.get("task")
     time_column = (spec.get("csv") or {}).get("time_column")
-    if time_column and str(time_column) in map(str, frame.columns):
+    if task == "forecasting" and time_column and str(time_column) in map(str, frame.columns):
+        # A series in time order, as in training (other models keep the rows' order).
         frame, _ = time_order(frame.rename(columns=str), str(time_column), "the input")
     if task == "sequence_classification":
         return _sequences(frame, spec, warn or _warn), list(frame.index)
@@ -476,8 +483,9 @@ def read_inputs(path, spec, id_column=None, warn=None):
                         f"Columns: {', '.join(frame.columns)}")
     if id_column is not None:
         names = frame[id_column]
-    elif time_column and time_column in frame.columns:
-        # Rows are read in time order; each output row is named by its time.
+    elif (time_column and time_column in frame.columns
+          and spec.get("task") == "forecasting"):
+        # The series is read in time order; each forecast is named by its time.
         names = frame[time_column]
     else:
         names = None
@@ -488,6 +496,79 @@ def read_inputs(path, spec, id_column=None, warn=None):
     if names is None:
         return inputs, rows, "id"
     return inputs, names.loc[rows].tolist(), id_column or "id"
+
+
+def unseen_message(unseen_counts):
+    """The warning line for `frame_to_features`' `unseen_counts`."""
+    return ("Categories unseen in training, encoded as none of the known ones: "
+            + "; ".join(f"{name!r}: " + ", ".join(f"{value!r} ({count})"
+                                                   for value, count in values.items())
+                        for name, values in unseen_counts.items()) + ".")
+
+
+# Rows per chunk when predicting on a CSV file: output appears as it is computed,
+# and memory does not grow with the file.
+PREDICT_CHUNK_ROWS = 50_000
+
+
+def read_input_chunks(path, spec, id_column=None, warn=None, chunk_rows=None):
+    """Reads a CSV file of new input in chunks, the way `read_inputs` reads it whole.
+
+    For tabular models and sequence classifiers (one example per row); a forecasting
+    model's series is read whole (its rows are sorted in time and windows cross chunks).
+    Each warning is given once for the file: ignored columns on the first chunk,
+    unseen categories counted over every chunk at the end.
+
+    Yields:
+        `(inputs, ids, id_name)` per chunk, as `read_inputs`.
+
+    Raises:
+        DataError: as `read_inputs`, naming rows by their number in the file.
+    """
+    warn = warn or _warn
+    if spec.get("task") == "forecasting":
+        yield read_inputs(path, spec, id_column=id_column, warn=warn)
+        return
+    csv = spec.get("csv") or {}
+    chunks = read_csv(path, sep=csv.get("sep") or ",", categorical=csv.get("categorical"),
+                      chunksize=chunk_rows or PREDICT_CHUNK_ROWS)
+    target = spec.get("target")
+    given = set()
+    unseen = {}
+    rows = 0
+    for chunk in chunks:
+        chunk = chunk.rename(columns=str)
+        rows += len(chunk)
+        if target is not None and str(target) in chunk.columns:
+            if "target" not in given:
+                warn(f"Note: column {target!r} is the model's target: it is ignored "
+                     "(predictions are made from the other columns).")
+                given.add("target")
+            chunk = chunk.drop(columns=[str(target)])
+        if id_column is not None and id_column not in chunk.columns:
+            raise DataError(f"--id-column {id_column!r} is not a column of {str(path)!r}. "
+                            f"Columns: {', '.join(chunk.columns)}")
+        names = chunk[id_column] if id_column is not None else None
+        if id_column is not None and id_column not in schema_columns(spec):
+            chunk = chunk.drop(columns=[id_column])
+
+        def once(line):
+            if line not in given:
+                given.add(line)
+                warn(line)
+
+        if spec.get("task") == "sequence_classification":
+            inputs, ids = _sequences(chunk, spec, once), list(chunk.index)
+        else:
+            inputs, ids = frame_to_features(chunk, spec, warn=once,
+                                            unseen_counts=unseen), list(chunk.index)
+        if names is not None:
+            ids = names.loc[ids].tolist()
+        yield inputs, ids, id_column or "id"
+    if rows == 0:
+        raise DataError(f"CSV file {str(path)!r} has no rows.")
+    if unseen:
+        warn(unseen_message(unseen))
 
 
 def _sequences(frame, spec, warn):
