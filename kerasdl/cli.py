@@ -215,6 +215,33 @@ def _device_options(command):
     return command
 
 
+def _csv_options(command):
+    for option in reversed([
+        click.option("--sep", help="Field separator of the CSV file: one character, such as "
+                     "';', '|' or '\\t' (tab). Default ','."),
+        click.option("--drop", multiple=True, metavar="COLUMN",
+                     help="Leave a CSV column out of the features; repeatable."),
+        click.option("--time-column", metavar="COLUMN",
+                     help="CSV column of dates: rows are sorted by it (forecasting with "
+                     "lstm); it is not a feature."),
+        click.option("--categorical", multiple=True, metavar="COLUMN",
+                     help="Read a CSV column as categories (one-hot), even if it holds "
+                     "numbers; repeatable."),
+        click.option("--numeric", multiple=True, metavar="COLUMN",
+                     help="Read a CSV column as numbers (text in it is an error); repeatable."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _csv_settings(options):
+    """The `_csv_options` values (arriving with the device options) as settings."""
+    return {"sep": options.pop("sep", None), "drop": list(options.pop("drop", ())) or None,
+            "time_column": options.pop("time_column", None),
+            "categorical": list(options.pop("categorical", ())) or None,
+            "numeric": list(options.pop("numeric", ())) or None}
+
+
 def _device_settings(options, command=None):
     if options.get("strategy") == "multiworker" and command is not None:
         raise UsageError(f"`--strategy multiworker` is for `kerasdl train`, not `kerasdl "
@@ -456,6 +483,7 @@ def show(recipe, params, as_json):
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Train as N local worker processes of one MultiWorkerMirroredStrategy "
               "cluster (a demonstration of training across machines).")
+@_csv_options
 @_device_options
 @json_option
 def train(recipe, data, target, data_dir, image_size, classes, train_examples, weights, epochs,
@@ -465,6 +493,7 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
     from kerasdl import hparams
     from kerasdl import settings
 
+    csv_values = _csv_settings(device_options)
     if workers > 1:
         if resume:
             raise UsageError("`--resume` does not take `--workers`: a multi-worker run "
@@ -491,7 +520,8 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
         if recipe or any((data, target, data_dir, image_size, classes, train_examples, weights,
                           epochs,
                           batch_size, assignments, config_file, seed, output,
-                          exclude_classes, device_options.get("skip_bad_files"))):
+                          exclude_classes, device_options.get("skip_bad_files"),
+                          *csv_values.values())):
             raise UsageError("`--resume RUN_DIR` takes no recipe or settings: the run's "
                              "config.json holds them.")
         from kerasdl.runs import resumable
@@ -513,6 +543,7 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
                   "weights": weights,
                   "batch_size": batch_size, "seed": seed, "output": output,
                   "exclude_classes": list(exclude_classes) or None,
+                  **csv_values,
                   **_device_settings(device_options),
                   "set": hparams.parse_assignments(assignments)}
     resolved = settings.resolve(info["defaults"], config, cli_values)
@@ -543,6 +574,7 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
 @click.option("--gradients", is_flag=True, help="Record per-layer gradient norms every epoch "
               "and plot them (vanishing gradients).")
 @click.option("--output", type=click.Path(), help="Comparison folder (new or empty).")
+@_csv_options
 @_device_options
 @json_option
 def compare(recipe, data, target, data_dir, image_size, classes, train_examples, weights,
@@ -583,6 +615,7 @@ def compare(recipe, data, target, data_dir, image_size, classes, train_examples,
                   "image_size": image_size, "classes": classes,
                   "train_examples": train_examples, "weights": weights,
                   "batch_size": batch_size, "seed": seed,
+                  **_csv_settings(device_options),
                   **_device_settings(device_options, "compare"),
                   "set": hparams.parse_assignments(assignments)}
     resolved = settings.resolve(defaults, config, cli_values)
@@ -708,6 +741,7 @@ def bench(recipe, data, target, data_dir, batch_size, steps, repeats, assignment
 @click.option("--warm-start", type=click.Path(), metavar="SEARCH_DIR",
               help="Start from the finished trials of an earlier search of the same recipe "
               "and data (imported, not retrained; --max-trials counts new trials).")
+@_csv_options
 @_device_options
 @json_option
 def tune(recipe, data, target, data_dir, tuner, max_trials, image_size, classes, train_examples,
@@ -731,6 +765,7 @@ def tune(recipe, data, target, data_dir, tuner, max_trials, image_size, classes,
                   "train_examples": train_examples,
                   "weights": weights,
                   "batch_size": batch_size, "seed": seed,
+                  **_csv_settings(device_options),
                   **_device_settings(device_options, "tune"),
                   "set": hparams.parse_assignments(assignments)}
     resolved = settings.resolve(info["defaults"], config, cli_values)
@@ -814,6 +849,21 @@ def evaluate(run, data, target, data_dir, skip_bad_files, split, batch_size, art
     _result(_table(rows, ("METRIC", "VALUE")))
 
 
+def _check_id_column(run, input_path, id_column):
+    """`--id-column` against the input's header, before TensorFlow starts (exit 2)."""
+    from kerasdl import settings
+
+    if not Path(input_path).is_file():
+        raise UsageError("`--id-column` names a column of a CSV file; "
+                         f"{str(input_path)!r} is a folder.")
+    config = Path(run) / "config.json"
+    spec = _read_json(config).get("spec") or {} if config.is_file() else {}
+    columns = settings.csv_header(input_path, (spec.get("csv") or {}).get("sep"))
+    if columns is not None and id_column not in columns:
+        raise UsageError(f"`--id-column` {id_column!r} is not a column of {str(input_path)!r}. "
+                         f"Columns: {', '.join(columns)}")
+
+
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.argument("input_path", metavar="INPUT", type=click.Path())
@@ -821,24 +871,41 @@ def evaluate(run, data, target, data_dir, skip_bad_files, split, batch_size, art
 @click.option("--force", is_flag=True, help="Overwrite an existing --output file.")
 @click.option("--skip-bad-files", is_flag=True, help="Leave out image files that cannot be "
               "decoded (counted on stderr) instead of stopping with the list of them.")
+@click.option("--id-column", metavar="COLUMN", help="Name each output row by this CSV "
+              "column's value (an ID the model does not use) instead of its row number.")
 @click.option("--unsafe", is_flag=True, help="Allow models that carry Python code (Lambda "
               "layers) and legacy .h5 files: only for files you trust.")
-def predict(run, input_path, output, force, skip_bad_files, unsafe):
+def predict(run, input_path, output, force, skip_bad_files, id_column, unsafe):
     """Predict CSV rows, an image file or an image folder with a run or model (CSV out)."""
     _existing(run, "Run folder or model file")
     _existing(input_path, "Input")
     if output and Path(output).exists() and not force:
         raise UsageError(f"`--output` {output!r} exists; pass --force to overwrite it.")
+    if id_column is not None:
+        _check_id_column(run, input_path, id_column)
     _start_tensorflow()
     from kerasdl import runs
-    from kerasdl.evaluation import predict as predict_run
+    from kerasdl.evaluation import predict_chunks
 
-    frame = predict_run(run, input_path, unsafe=unsafe, skip_bad_files=skip_bad_files)
+    # Rows are written as they come (a CSV file streams a chunk at a time); --output is
+    # written to a temporary file renamed at the end, so a failure leaves nothing.
+    chunks = predict_chunks(run, input_path, unsafe=unsafe, skip_bad_files=skip_bad_files,
+                            id_column=id_column)
     if output:
-        runs.write_text(output, frame.to_csv(index=False))
-        click.echo(f"Wrote {len(frame)} predictions to {output}", err=True)
+        count = 0
+
+        def write(tmp):
+            nonlocal count
+            with open(tmp, "w", encoding="utf-8", newline="") as handle:
+                for index, frame in enumerate(chunks):
+                    frame.to_csv(handle, index=False, header=index == 0)
+                    count += len(frame)
+
+        runs.atomic_write(output, write)
+        click.echo(f"Wrote {count} predictions to {output}", err=True)
     else:
-        _result(frame.to_csv(index=False), nl=False)
+        for index, frame in enumerate(chunks):
+            _result(frame.to_csv(index=False, header=index == 0), nl=False)
 
 
 @cli.command()

@@ -14,6 +14,7 @@ from kerasdl.data import frame_to_inputs
 from kerasdl.data import load_data
 from kerasdl.data import load_images
 from kerasdl.data import read_csv
+from kerasdl.data.tabular import read_input_chunks
 from kerasdl.errors import DataError
 from kerasdl.errors import RunError
 from kerasdl.errors import UsageError
@@ -115,20 +116,38 @@ def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size
         batch_size=batch_size, skip_bad_files=skip_bad_files)
     with contextlib.redirect_stdout(sys.stderr):
         metrics = model.evaluate(batches, return_dict=True, verbose=0)
-    examples = sum(1 for _ in dataset)
+    # A streamed CSV file knows its counts; other sources are counted (small).
+    examples = int(dataset.cardinality())
+    if examples < 0:
+        examples = sum(1 for _ in dataset)
     return {**{name: float(value) for name, value in metrics.items()},
             "examples": examples, "split": split}
 
 
-def predict(path, input_path, batch_size=32, unsafe=False, skip_bad_files=False):
-    """Predicts CSV rows, an image file or every image under a folder.
+def predict(path, input_path, batch_size=32, unsafe=False, skip_bad_files=False,
+            id_column=None):
+    """Predicts CSV rows, an image file or every image under a folder, as one DataFrame.
+
+    The rows of `predict_chunks` put together; see there.
+    """
+    return pd.concat(list(predict_chunks(path, input_path, batch_size, unsafe, skip_bad_files,
+                                         id_column=id_column)), ignore_index=True)
+
+
+def predict_chunks(path, input_path, batch_size=32, unsafe=False, skip_bad_files=False,
+                   id_column=None):
+    """Predicts CSV rows, an image file or every image under a folder, a chunk at a time.
 
     A CSV file is read with the run's schema (`kerasdl.data.frame_to_inputs`): one
     example per row for tabular models, one sequence per row for sequence
-    classifiers, a series (one forecast per window) for forecasting models.
+    classifiers, a series (one forecast per window) for forecasting models. Rows
+    stream from the file (`kerasdl.data.tabular.read_input_chunks`): one DataFrame per
+    chunk, so memory stays flat however many rows a file holds (a forecasting series is
+    read whole). `id_column` (a CSV column) names each output row by its value: the
+    output's first column is then that column instead of `id`.
 
-    Returns:
-        A DataFrame: an `id` column (row number or file path), then for classifiers
+    Yields:
+        DataFrames with an `id` column (row number or file path), then for classifiers
         `prediction` (class name), `confidence` and one probability column per class;
         for regression `prediction`; for autoencoders `reconstruction_error` (mean
         squared error in [0, 1] pixel units: high means unlike the training data);
@@ -144,25 +163,35 @@ def predict(path, input_path, batch_size=32, unsafe=False, skip_bad_files=False)
     task = _task(model, config)
     if task == "generation":
         raise UsageError("A generative model takes no input: use `kerasdl generate RUN`.")
-    if len(model.input_shape) != 4:
-        if not (source.is_file() and source.suffix.lower() in (".csv", ".tsv", ".txt")):
-            form = {"forecasting": "a CSV series (rows in time order)",
-                    "sequence_classification": "a CSV file of one sequence per row"}
-            raise DataError(f"This model takes {form.get(task, 'tabular rows')}; give a .csv "
-                            f"file. Received: {str(source)!r}")
-        features, ids = _csv_inputs(model, spec, task, read_csv(source), source)
-        if task == "forecasting":
-            with contextlib.redirect_stdout(sys.stderr):
-                outputs = np.asarray(model.predict(features, batch_size=batch_size, verbose=0))
-            return pd.DataFrame({"id": ids, "horizon": spec["horizon"],
-                                 "prediction": outputs.reshape(len(ids), -1)[:, 0]})
-    else:
+    if len(model.input_shape) == 4:
+        if id_column is not None:
+            raise UsageError("`--id-column` names a column of a CSV file; this model takes "
+                             "images, named by their paths.")
         _, height, width, channels = model.input_shape
         ids, features = load_images(source, (height, width), channels,
                                     skip_bad_files=skip_bad_files)
-    with contextlib.redirect_stdout(sys.stderr):
-        outputs = np.asarray(model.predict(features, batch_size=batch_size, verbose=0))
-    result = pd.DataFrame({"id": ids})
+        with contextlib.redirect_stdout(sys.stderr):
+            outputs = np.asarray(model.predict(features, batch_size=batch_size, verbose=0))
+        yield _output_frame(ids, features, outputs, task, spec)
+        return
+    if not (source.is_file() and source.suffix.lower() in (".csv", ".tsv", ".txt")):
+        form = {"forecasting": "a CSV series (rows in time order)",
+                "sequence_classification": "a CSV file of one sequence per row"}
+        raise DataError(f"This model takes {form.get(task, 'tabular rows')}; give a .csv "
+                        f"file. Received: {str(source)!r}")
+    for features, ids, id_name in _csv_inputs(model, spec, task, source, id_column):
+        with contextlib.redirect_stdout(sys.stderr):
+            outputs = np.asarray(model.predict(features, batch_size=batch_size, verbose=0))
+        if task == "forecasting":
+            yield pd.DataFrame({id_name: ids, "horizon": spec["horizon"],
+                                "prediction": outputs.reshape(len(ids), -1)[:, 0]})
+        else:
+            yield _output_frame(ids, features, outputs, task, spec, id_name)
+
+
+def _output_frame(ids, features, outputs, task, spec, id_name="id"):
+    """The prediction rows of examples `ids` (see `predict_chunks`)."""
+    result = pd.DataFrame({id_name: ids})
     if task == "reconstruction":
         errors = np.square(outputs - features / 255.0).reshape(len(ids), -1).mean(axis=1)
         result["reconstruction_error"] = errors
@@ -178,20 +207,38 @@ def predict(path, input_path, batch_size=32, unsafe=False, skip_bad_files=False)
     return result
 
 
-def _csv_inputs(model, spec, task, frame, source):
-    """The model inputs of a CSV file: through the run's schema, or by shape for a bare model."""
+def _csv_inputs(model, spec, task, source, id_column=None):
+    """The model inputs of a CSV file: through the run's schema, or by shape for a bare model.
+
+    Yields:
+        `(features, ids, id_name)` per chunk, as `kerasdl.data.tabular.read_input_chunks`.
+    """
     if spec:
-        features, ids = frame_to_inputs(frame, spec)
+        for features, ids, id_name in read_input_chunks(source, spec, id_column=id_column):
+            _check_width(model, features, source)
+            yield features, ids, id_name
+        return
     else:  # a bare model file has no schema: numeric columns, checked by count
         if task in ("forecasting", "sequence_classification") or len(model.input_shape) != 2:
             raise DataError(f"A bare model file of input shape {model.input_shape[1:]} has no "
                             "schema to read a CSV file with; predict with its run directory.")
-        features, ids = frame_to_inputs(
-            frame, {"task": task, "columns": {str(c): "number" for c in frame.columns}})
+        frame = read_csv(source).rename(columns=str)
+        if id_column is not None and id_column not in frame.columns:
+            raise DataError(f"--id-column {id_column!r} is not a column of {str(source)!r}. "
+                            f"Columns: {', '.join(frame.columns)}")
+        names = {name: "number" for name in frame.columns if name != id_column}
+        features, ids = frame_to_inputs(frame[list(names)], {"task": task, "columns": names})
+        id_name = id_column or "id"
+        if id_column is not None:
+            ids = frame[id_column].loc[ids].tolist()
+    _check_width(model, features, source)
+    yield features, ids, id_name
+
+
+def _check_width(model, features, source):
     if tuple(features.shape[1:]) != tuple(model.input_shape[1:]):
         raise DataError(f"The model takes {model.input_shape[1:]} features per example; "
                         f"{str(source)!r} gives {features.shape[1:]}.")
-    return features, ids
 
 
 def generate(path, num_samples, output, seed=None, force=False, unsafe=False):

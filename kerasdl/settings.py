@@ -11,6 +11,11 @@ DEFAULT_SEED = 1337
 KEYS = {
     "data": "data source",
     "target": "CSV target column",
+    "sep": "field separator of a CSV file (one character; tab as \\t)",
+    "drop": "CSV columns left out of the features",
+    "time_column": "CSV column of dates: rows are sorted by it (forecasting), not a feature",
+    "categorical": "CSV columns read as categories whatever they hold",
+    "numeric": "CSV columns read as numbers (text in them is an error)",
     "data_dir": "TFDS data folder",
     "epochs": "training epochs",
     "batch_size": "batch size",
@@ -175,20 +180,90 @@ def check(settings):
     channels = settings.get("channels")
     if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
         raise UsageError(f"`channels` must be 1 or 3. Received: channels={channels!r}")
+    _check_csv_settings(settings)
     return settings
 
 
-def _check_target_column(path, target, task):
-    """`--target` against a CSV file's header, read alone (a damaged file: left to the loader)."""
+SEPARATOR_NAMES = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|",
+                   "space": " "}
+
+
+def _check_csv_settings(settings):
+    """Normalises `sep`, `drop`, `categorical`, `numeric` and `time_column`."""
+    sep = settings.get("sep")
+    if sep is not None:
+        sep = SEPARATOR_NAMES.get(str(sep).lower(), str(sep))
+        if len(sep) != 1 or sep in ('"', "\n", "\r"):
+            raise UsageError("`sep` must be one character, such as , ; | or \\t (tab). "
+                             f"Received: sep={settings['sep']!r}")
+        settings["sep"] = sep
+    seen = {}
+    for key in ("drop", "categorical", "numeric", "time_column"):
+        names = settings.get(key)
+        if names is None or names == [] or names == ():
+            settings[key] = None
+            continue
+        if key == "time_column":
+            if not isinstance(names, str):
+                raise UsageError(f"`time_column` must be one column name. "
+                                 f"Received: time_column={names!r}")
+            listed = [names]
+        else:
+            listed = [names] if isinstance(names, (str, int, float)) else list(names)
+            listed = [str(name) for name in listed]
+            settings[key] = listed
+        for name in listed:
+            if name in seen and seen[name] != key:
+                raise UsageError(f"Column {name!r} is given to both `{seen[name]}` and "
+                                 f"`{key}`; give it to one of them.")
+            seen[name] = key
+    target = settings.get("target")
+    if target is not None and str(target) in seen:
+        raise UsageError(f"The target column {target!r} cannot also be "
+                         f"`{seen[str(target)]}`.")
+
+
+def csv_header(path, sep=None):
+    """The column names of a CSV file, read alone; None for a file pandas cannot read."""
     import pandas as pd
 
     try:
-        columns = [str(name) for name in pd.read_csv(path, nrows=0).columns]
+        return [str(name) for name in pd.read_csv(path, nrows=0, sep=sep or ",").columns]
     except (ValueError, OSError, UnicodeDecodeError):  # the loader names what is wrong
+        return None
+
+
+def _separator_hint(columns, sep):
+    """`; pass --sep ';'` when a one-column header holds another usual separator."""
+    if len(columns) == 1:
+        for other in (";", "\t", "|", ","):
+            if other != (sep or ",") and other in columns[0]:
+                shown = "\\t" if other == "\t" else other
+                return f" (the header reads as one column: pass --sep '{shown}')"
+    return ""
+
+
+def _check_target_column(path, target, task, settings=None):
+    """`--target` and the CSV settings against a CSV file's header, read alone.
+
+    A damaged file is left to the loader, which names what is wrong.
+    """
+    settings = settings or {}
+    columns = csv_header(path, settings.get("sep"))
+    if columns is None:
         return
+    hint = _separator_hint(columns, settings.get("sep"))
     if target is not None and str(target) not in columns:
-        raise UsageError(f"Target column {target!r} not found in {str(path)!r}. "
+        raise UsageError(f"Target column {target!r} not found in {str(path)!r}{hint}. "
                          f"Columns: {', '.join(columns)}")
+    for key, flag in (("drop", "--drop"), ("categorical", "--categorical"),
+                      ("numeric", "--numeric"), ("time_column", "--time-column")):
+        names = settings.get(key) or []
+        unknown = [name for name in ([names] if isinstance(names, str) else names)
+                   if str(name) not in columns]
+        if unknown:
+            raise UsageError(f"`{flag}` names column(s) {', '.join(map(repr, unknown))} that "
+                             f"{str(path)!r} does not have{hint}. Columns: {', '.join(columns)}")
     if target is None and task in ("regression", "classification"):
         raise UsageError(f"Data {str(path)!r} needs `--target COLUMN` (the column to predict). "
                          f"Columns: {', '.join(columns)}")
@@ -226,12 +301,20 @@ def check_data(settings, info=None):
         if not path.exists():
             raise UsageError(f"Data not found: {data!r}. Valid data: {valid}.")
         modality = "images" if path.is_dir() else "tabular"
+    given = [key for key in ("sep", "drop", "time_column", "categorical", "numeric")
+             if settings.get(key)]
+    if given and (modality == "images" or data in embedded):
+        flag = "--" + given[0].replace("_", "-")
+        raise UsageError(f"`{flag}` says how to read a CSV file, but {data!r} is "
+                         f"{'an embedded data set' if data in embedded else 'image data'}. "
+                         "Give --data FILE.csv, or leave the option out.")
     if target and modality == "images":
         kind = "an image folder" if Path(data).is_dir() else f"image data ({data})"
         raise UsageError(f"`--target` names a column of a CSV file, but {data!r} is {kind}: "
                          f"its classes are its labels. Received: --target {target}")
     if modality == "tabular" and data not in embedded:
-        _check_target_column(Path(data).expanduser(), target, (info or {}).get("task"))
+        _check_target_column(Path(data).expanduser(), target, (info or {}).get("task"),
+                             settings)
     if info is not None:  # the recipe's search space, read without TensorFlow
         from kerasdl.hparams import check_overrides
 

@@ -42,7 +42,9 @@ class Splits:
 
     `spec` is a JSON-serializable dict describing the data (input shape, classes or
     target statistics...): recipes build their model from it. `arrays` holds the
-    NumPy arrays of tabular data (`{"train": (x, y), ...}`), else None.
+    NumPy arrays of tabular data (`{"train": (x, y), ...}`), else None. `baseline`
+    holds the classic model's test scores when the source computed them itself (a
+    streamed CSV file, never held in memory).
     """
 
     train: object
@@ -50,6 +52,7 @@ class Splits:
     test: object
     spec: dict
     arrays: dict = None
+    baseline: dict = None
 
 
 def describe_sources():
@@ -213,13 +216,46 @@ def _load(source, task, settings, spec):
             raise DataError(f"Unsupported data file {source!r}: give a .csv file. "
                             f"Valid data: {describe_sources()}.")
         target = settings.get("target") or (spec or {}).get("target")
-        if task == "sequence_classification":
-            return series.sequences(tabular.read_csv(path), target, source, settings, spec)
-        if modality == "series":
-            return series.windows(tabular.read_csv(path), target, source, settings, spec)
-        _check_modality(source, "tabular", modality, task)
-        return _tabular(tabular.read_csv(path), target, source, task, settings, spec)
+        if modality != "series":
+            _check_modality(source, "tabular", modality, task)
+        return _csv_file(path, target, source, task, settings, spec)
     raise DataError(f"Data not found: {source!r}. Valid data: {describe_sources()}.")
+
+
+def _csv_file(path, target, source, task, settings, spec=None):
+    """A CSV file, read with the CSV settings (`--sep`, `--drop`, ...) or a run's."""
+    from kerasdl.data import streaming
+
+    if streaming.should_stream(path, task):
+        return _streamed_csv(path, target, source, task, settings, spec)
+    if spec is None:
+        reading = {key: settings.get(key) for key in tabular.CSV_SETTINGS}
+    else:  # new data for a trained model: the way its training file was read
+        reading = spec.get("csv") or {}
+    frame = tabular.read_csv(path, sep=reading.get("sep") or ",",
+                             categorical=reading.get("categorical"))
+    frame, record = tabular.prepare_frame(frame, reading, target, source, learn=spec is None)
+    if task == "sequence_classification":
+        splits = series.sequences(frame, target, source, settings, spec)
+    elif TASK_MODALITY.get(task) == "series":
+        splits = series.windows(frame, target, source, settings, spec)
+    else:
+        splits = _tabular(frame, target, source, task, settings, spec)
+    if spec is None:
+        splits.spec["csv"] = record
+    return splits
+
+
+def _streamed_csv(path, target, source, task, settings, spec=None):
+    """A CSV file above the streaming threshold: checked and summed in one pass, then read
+    in batches by tf.data (`kerasdl.data.streaming`)."""
+    from kerasdl.data import streaming
+
+    scanned, weights = streaming.scan(path, target, source, task, settings, spec)
+    baseline = (streaming.score_baseline(path, scanned, weights, settings)
+                if weights is not None else None)
+    datasets = streaming.datasets(path, scanned, settings)
+    return Splits(*datasets, spec=scanned if spec is None else spec, baseline=baseline)
 
 
 def _matching(splits, spec):

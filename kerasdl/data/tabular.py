@@ -11,8 +11,14 @@ from kerasdl.errors import DataError
 MAX_CATEGORIES = 50
 
 
-def read_csv(path):
+def read_csv(path, sep=",", categorical=(), **options):
     """Reads a CSV file into a DataFrame.
+
+    Args:
+        sep: the field separator, one character.
+        categorical: columns read as text whatever they hold (`--categorical`), so
+            `1` and `01` stay the categories they are in the file.
+        options: passed to `pandas.read_csv` (`chunksize`, `nrows`).
 
     Raises:
         DataError: when the file is missing, empty or not CSV.
@@ -21,10 +27,13 @@ def read_csv(path):
     if not path.is_file():
         raise DataError(f"CSV file not found: {str(path)!r}.")
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, sep=sep or ",",
+                            dtype={name: str for name in categorical or ()} or None, **options)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataError(f"Cannot read {str(path)!r} as CSV: {reason}") from None
+    if options.get("chunksize"):
+        return frame
     if frame.empty:
         raise DataError(f"CSV file {str(path)!r} has no rows.")
     if not isinstance(frame.index, pd.RangeIndex):
@@ -35,6 +44,134 @@ def read_csv(path):
                         "give every column a name in the first line, or remove the trailing "
                         "delimiters of its rows.")
     return frame
+
+
+# The settings that say how to read a CSV file; a run records them (`spec["csv"]`) so
+# that new files are read the same way.
+CSV_SETTINGS = ("sep", "drop", "time_column", "categorical", "numeric")
+# Fewer rows than this cannot tell an ID column from a column of categories.
+MIN_ID_ROWS = 20
+
+
+def _note(message):
+    print(f"Note: {message}", file=sys.stderr, flush=True)
+
+
+def time_order(frame, column, source):
+    """Parses `column` as dates and sorts the rows by it (stable: ties keep file order).
+
+    Returns:
+        `(frame, times)`: the sorted frame without the time column (its index: the
+        rows' numbers in the file) and the parsed times, in the same order.
+
+    Raises:
+        DataError: for missing or unparseable dates, naming the row.
+    """
+    values = frame[column]
+    missing = values.isna()
+    if missing.any():
+        raise DataError(f"Time column {column!r} of {source!r} has missing dates at "
+                        f"{_rows(frame.index[missing])}; fill or drop those rows.")
+    import warnings
+
+    with warnings.catch_warnings():  # "could not infer format": the mixed ones are checked
+        warnings.simplefilter("ignore")
+        times = pd.to_datetime(values.astype(str), errors="coerce", format="mixed")
+    bad = times.isna()
+    if bad.any():
+        raise DataError(f"Time column {column!r} of {source!r} holds values that are not "
+                        f"dates: {values[bad].iloc[0]!r} at {_rows(frame.index[bad])}; give "
+                        "dates such as 2024-05-01 or 2024-05-01 13:00, or another "
+                        "--time-column.")
+    order = np.argsort(times.to_numpy(), kind="stable")
+    return frame.drop(columns=[column]).iloc[order], times.iloc[order]
+
+
+def _looks_like_dates(column):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sample = column.head(20).astype(str)
+        return bool(pd.to_datetime(sample, errors="coerce", format="mixed").notna().all())
+
+
+def prepare_frame(frame, options, target, source, learn=True):
+    """Applies the CSV reading settings (`CSV_SETTINGS`) to a frame read with `read_csv`.
+
+    In training (`learn`), ID-like text columns (every value distinct) are found and
+    dropped with a note; reading new data for a run (`learn` false), the run's
+    recorded settings are applied as they are.
+
+    Args:
+        options: `sep`, `drop`, `time_column`, `categorical`, `numeric` (from the
+            settings, or a run's `spec["csv"]`, which also holds the `ids` dropped).
+        target: the target column (never dropped).
+
+    Returns:
+        `(frame, record)`: the frame in time order (when there is a time column) with
+        the dropped and time columns removed, and the settings to record in the spec.
+
+    Raises:
+        DataError: for unknown columns, dates that do not parse, text in a
+            `numeric` column.
+    """
+    options = options or {}
+    frame = frame.rename(columns=str)
+    columns = list(frame.columns)
+    drop = [str(name) for name in options.get("drop") or []]
+    time_column = options.get("time_column")
+    categorical = [str(name) for name in options.get("categorical") or []]
+    numeric = [str(name) for name in options.get("numeric") or []]
+    if learn:
+        for flag, names in (("--drop", drop), ("--categorical", categorical),
+                            ("--numeric", numeric),
+                            ("--time-column", [time_column] if time_column else [])):
+            unknown = [name for name in names if name not in columns]
+            if unknown:
+                raise DataError(f"{flag} names column(s) {', '.join(map(repr, unknown))} that "
+                                f"{source!r} does not have. Columns: {', '.join(columns)}")
+    for name in numeric:
+        if name in frame.columns and not pd.api.types.is_numeric_dtype(frame[name]):
+            values = pd.to_numeric(frame[name], errors="coerce")
+            text = values.isna() & frame[name].notna()
+            if text.any():
+                raise DataError(f"--numeric column {name!r} holds text: "
+                                f"{frame[name][text].iloc[0]!r} at {_rows(frame.index[text])}. "
+                                "Fix those values, or leave the column to --categorical "
+                                "or --drop.")
+            frame[name] = values
+    ids = list(options.get("ids") or [])
+    if learn:
+        fixed = {target, time_column, *drop, *categorical, *numeric}
+        for name in frame.columns:
+            column = frame[name]
+            if (name not in fixed and len(frame) >= MIN_ID_ROWS
+                    and not pd.api.types.is_numeric_dtype(column)
+                    and column.nunique() == len(frame)):
+                ids.append(name)
+        if ids:
+            dates = [name for name in ids if _looks_like_dates(frame[name])]
+            _note(f"dropped ID-like column(s) {', '.join(map(repr, ids))} of {source!r} "
+                  "(text, every value different, so nothing to learn from); keep one as a "
+                  "category with --categorical COLUMN"
+                  + (f", or order the rows by dates with --time-column {dates[0]}."
+                     if dates else "."))
+    frame = frame.drop(columns=[name for name in (*drop, *ids) if name in frame.columns])
+    if time_column and time_column in frame.columns:
+        frame, _ = time_order(frame, time_column, source)
+    elif time_column:
+        _note(f"no time column {time_column!r} in {source!r}: rows are read in file order.")
+    record = {"sep": options.get("sep") or ",", "drop": drop, "ids": ids,
+              "time_column": time_column, "categorical": categorical, "numeric": numeric}
+    return frame, record
+
+
+def ignored_by_reading(spec):
+    """Columns a run's CSV settings leave out on purpose (dropped, IDs, the time column)."""
+    csv = spec.get("csv") or {}
+    return {*(csv.get("drop") or []), *(csv.get("ids") or []),
+            *([csv["time_column"]] if csv.get("time_column") else [])}
 
 
 def split_target(frame, target, task, source):
@@ -147,7 +284,8 @@ def features_from_frame(frame, categories=None, feature_names=None):
                 if len(values) > MAX_CATEGORIES:
                     raise DataError(
                         f"Column {name!r} holds text with {len(values)} distinct values "
-                        f"(at most {MAX_CATEGORIES} can be one-hot encoded); drop it or make it numeric."
+                        f"(at most {MAX_CATEGORIES} can be one-hot encoded); leave it out with "
+                        f"--drop {name} or read it as numbers with --numeric {name}."
                     )
                 categories[str(name)] = values
     columns = {}
@@ -193,7 +331,7 @@ def _warn(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def frame_to_features(frame, spec, target=None, warn=None):
+def frame_to_features(frame, spec, target=None, warn=None, unseen_counts=None):
     """Reads new rows with a trained model's schema; returns its feature matrix.
 
     The one place where new tabular data meets a run's schema (`predict`,
@@ -213,6 +351,8 @@ def frame_to_features(frame, spec, target=None, warn=None):
         target: a column to leave out silently (default: the spec's target, for
             a tabular model; a forecasting model reads its target as an input).
         warn: called with each warning line; default: print it on stderr.
+        unseen_counts: a dict `{column: {value: count}}` to add the unseen categories
+            to, instead of warning about them (a file read in chunks warns once).
 
     Returns:
         A float32 matrix of shape `(rows, len(spec["feature_names"]))`, in the
@@ -231,7 +371,9 @@ def frame_to_features(frame, spec, target=None, warn=None):
                         f"trained on {', '.join(columns)}.")
     if target is None and spec.get("task") != "forecasting":
         target = spec.get("target")
-    extra = [name for name in frame.columns if name not in columns and name != target]
+    skipped = ignored_by_reading(spec)
+    extra = [name for name in frame.columns
+             if name not in columns and name != target and name not in skipped]
     if extra:
         warn(f"Ignored column(s) the model was not trained on: {', '.join(map(repr, extra))}.")
     if len(frame) == 0:
@@ -250,13 +392,17 @@ def frame_to_features(frame, spec, target=None, warn=None):
                                 f"received numbers such as {used[name].iloc[0]!r}.")
             if len(new):
                 counts = new.value_counts()
+                if unseen_counts is not None:
+                    found = unseen_counts.setdefault(name, {})
+                    for value, count in counts.items():
+                        found[value] = found.get(value, 0) + int(count)
                 unseen.append(f"{name!r}: " + ", ".join(
                     f"{value!r} ({count})" for value, count in counts.items()))
             for value in known:
                 features[f"{name}={value}"] = (text == value).to_numpy(np.float32)
         else:
             features[name] = _numeric(used, name).to_numpy(np.float32)
-    if unseen:
+    if unseen and unseen_counts is None:
         warn("Categories unseen in training, encoded as none of the known ones: "
              + "; ".join(unseen) + ".")
     names = spec.get("feature_names") or list(features)
@@ -288,6 +434,10 @@ def frame_to_inputs(frame, spec, warn=None):
         DataError: for data that does not fit the model.
     """
     task = spec.get("task")
+    time_column = (spec.get("csv") or {}).get("time_column")
+    if task == "forecasting" and time_column and str(time_column) in map(str, frame.columns):
+        # A series in time order, as in training (other models keep the rows' order).
+        frame, _ = time_order(frame.rename(columns=str), str(time_column), "the input")
     if task == "sequence_classification":
         return _sequences(frame, spec, warn or _warn), list(frame.index)
     matrix = frame_to_features(frame, spec, warn=warn)
@@ -299,6 +449,126 @@ def frame_to_inputs(frame, spec, warn=None):
                         f"window = {window} consecutive rows.")
     windows = np.lib.stride_tricks.sliding_window_view(matrix, window, axis=0)
     return np.ascontiguousarray(windows.transpose(0, 2, 1)), list(frame.index[window - 1:])
+
+
+def read_inputs(path, spec, id_column=None, warn=None):
+    """Reads a CSV file of new input the way a run read its training file.
+
+    The run's CSV settings (`spec["csv"]`: separator, categorical columns, dropped
+    columns, time column) apply; the target column, when present, is ignored with a
+    note; `id_column` names each output row by its value instead of its row number.
+
+    Returns:
+        `(inputs, ids, id_name)`: as `frame_to_inputs` (an id is the value of
+        `id_column`, else the time of a run with a time column, else the row number),
+        and the name of the id column of the output (`id`, or `id_column`).
+
+    Raises:
+        DataError: for a file or rows that do not fit the model, or an unknown
+            `id_column`.
+    """
+    csv = spec.get("csv") or {}
+    frame = read_csv(path, sep=csv.get("sep") or ",", categorical=csv.get("categorical"))
+    frame = frame.rename(columns=str)
+    warn = warn or _warn
+    target = spec.get("target")
+    if (target is not None and str(target) in frame.columns
+            and spec.get("task") != "forecasting"):
+        warn(f"Note: column {target!r} is the model's target: it is ignored (predictions "
+             "are made from the other columns).")
+        frame = frame.drop(columns=[str(target)])
+    time_column = csv.get("time_column")
+    if id_column is not None and id_column not in frame.columns:
+        raise DataError(f"--id-column {id_column!r} is not a column of {str(path)!r}. "
+                        f"Columns: {', '.join(frame.columns)}")
+    if id_column is not None:
+        names = frame[id_column]
+    elif (time_column and time_column in frame.columns
+          and spec.get("task") == "forecasting"):
+        # The series is read in time order; each forecast is named by its time.
+        names = frame[time_column]
+    else:
+        names = None
+    if (id_column is not None and id_column not in schema_columns(spec)
+            and id_column != time_column):
+        frame = frame.drop(columns=[id_column])
+    inputs, rows = frame_to_inputs(frame, spec, warn=warn)
+    if names is None:
+        return inputs, rows, "id"
+    return inputs, names.loc[rows].tolist(), id_column or "id"
+
+
+def unseen_message(unseen_counts):
+    """The warning line for `frame_to_features`' `unseen_counts`."""
+    return ("Categories unseen in training, encoded as none of the known ones: "
+            + "; ".join(f"{name!r}: " + ", ".join(f"{value!r} ({count})"
+                                                   for value, count in values.items())
+                        for name, values in unseen_counts.items()) + ".")
+
+
+# Rows per chunk when predicting on a CSV file: output appears as it is computed,
+# and memory does not grow with the file.
+PREDICT_CHUNK_ROWS = 50_000
+
+
+def read_input_chunks(path, spec, id_column=None, warn=None, chunk_rows=None):
+    """Reads a CSV file of new input in chunks, the way `read_inputs` reads it whole.
+
+    For tabular models and sequence classifiers (one example per row); a forecasting
+    model's series is read whole (its rows are sorted in time and windows cross chunks).
+    Each warning is given once for the file: ignored columns on the first chunk,
+    unseen categories counted over every chunk at the end.
+
+    Yields:
+        `(inputs, ids, id_name)` per chunk, as `read_inputs`.
+
+    Raises:
+        DataError: as `read_inputs`, naming rows by their number in the file.
+    """
+    warn = warn or _warn
+    if spec.get("task") == "forecasting":
+        yield read_inputs(path, spec, id_column=id_column, warn=warn)
+        return
+    csv = spec.get("csv") or {}
+    chunks = read_csv(path, sep=csv.get("sep") or ",", categorical=csv.get("categorical"),
+                      chunksize=chunk_rows or PREDICT_CHUNK_ROWS)
+    target = spec.get("target")
+    given = set()
+    unseen = {}
+    rows = 0
+    for chunk in chunks:
+        chunk = chunk.rename(columns=str)
+        rows += len(chunk)
+        if target is not None and str(target) in chunk.columns:
+            if "target" not in given:
+                warn(f"Note: column {target!r} is the model's target: it is ignored "
+                     "(predictions are made from the other columns).")
+                given.add("target")
+            chunk = chunk.drop(columns=[str(target)])
+        if id_column is not None and id_column not in chunk.columns:
+            raise DataError(f"--id-column {id_column!r} is not a column of {str(path)!r}. "
+                            f"Columns: {', '.join(chunk.columns)}")
+        names = chunk[id_column] if id_column is not None else None
+        if id_column is not None and id_column not in schema_columns(spec):
+            chunk = chunk.drop(columns=[id_column])
+
+        def once(line):
+            if line not in given:
+                given.add(line)
+                warn(line)
+
+        if spec.get("task") == "sequence_classification":
+            inputs, ids = _sequences(chunk, spec, once), list(chunk.index)
+        else:
+            inputs, ids = frame_to_features(chunk, spec, warn=once,
+                                            unseen_counts=unseen), list(chunk.index)
+        if names is not None:
+            ids = names.loc[ids].tolist()
+        yield inputs, ids, id_column or "id"
+    if rows == 0:
+        raise DataError(f"CSV file {str(path)!r} has no rows.")
+    if unseen:
+        warn(unseen_message(unseen))
 
 
 def _sequences(frame, spec, warn):

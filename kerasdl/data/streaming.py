@@ -1,0 +1,500 @@
+"""CSV files too large to hold: one streaming statistics pass, then tf.data reads batches.
+
+Above `stream_threshold()` bytes (`KERASDL_CSV_STREAM_MB`, default 64), a CSV file for
+a tabular recipe is never read whole:
+- one pass of pandas chunks checks every row (a value that is missing, not finite, or
+  of another type than the column had in the first chunk is an error naming the column
+  and the row), assigns each row to train, validation or test (a seeded hash of its row
+  number, so the split is deterministic and needs no memory), and sums what the spec
+  needs: the normalisation statistics of the training rows, the category vocabularies,
+  the class names, and the Gram matrix of the linear baseline;
+- a second pass over the test rows scores the baseline;
+- training reads the file with `tf.data.experimental.CsvDataset` in batches, encodes
+  them in the graph (one-hot categories, class indices) and keeps the rows of its split.
+Memory is then bounded by the chunk size, not the file size.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kerasdl.data import tabular
+from kerasdl.errors import DataError
+
+DEFAULT_STREAM_MB = 64
+CHUNK_ROWS = 100_000
+READ_BATCH = 4096
+SPLITS = ("train", "validation", "test")
+# The row hash: three rounds of a quadratic map modulo the prime 2**31 - 1, in int64
+# arithmetic that NumPy and TensorFlow compute alike (every product stays below 2**62).
+PRIME = 2_147_483_647
+MULTIPLIERS = (1_103_515_245, 747_796_405, 1_664_525, 1_013_904_223)
+
+
+def stream_threshold():
+    """Bytes above which a CSV file streams (`KERASDL_CSV_STREAM_MB`, default 64 MB).
+
+    Raises:
+        DataError: for a value that is not a non-negative number.
+    """
+    value = os.environ.get("KERASDL_CSV_STREAM_MB", str(DEFAULT_STREAM_MB))
+    try:
+        megabytes = float(value)
+    except ValueError:
+        megabytes = -1.0
+    if not megabytes >= 0:
+        raise DataError(f"KERASDL_CSV_STREAM_MB must be a number of megabytes >= 0 (0: "
+                        f"always stream). Received: {value!r}")
+    return megabytes * 2 ** 20
+
+
+def should_stream(path, task):
+    """Whether CSV file `path` streams: a tabular recipe and a file above the threshold."""
+    if task not in ("regression", "classification"):
+        return False
+    return Path(path).stat().st_size > stream_threshold()
+
+
+def row_fractions(rows, seed):
+    """A number in [0, 1) per row number, from a seeded hash: the row's split draw."""
+    rows = np.asarray(rows, np.int64) % PRIME
+    a, b, c, d = MULTIPLIERS
+    h = (rows * a % PRIME + (int(seed) % PRIME) * b % PRIME + c) % PRIME
+    h = (h * h + d) % PRIME
+    h = (h * h + a) % PRIME
+    return h.astype(np.float64) / PRIME
+
+
+def split_names(rows, settings):
+    """`0` train, `1` validation, `2` test per row number, with `split_seed`."""
+    fractions = row_fractions(rows, settings.get("split_seed", 1337))
+    test = float(settings.get("test_split", 0.2))
+    validation = float(settings.get("validation_split", 0.2))
+    return np.where(fractions < test, 2, np.where(fractions < test + validation, 1, 0))
+
+
+def _tf_split(rows, settings):
+    """`split_names` in TensorFlow, for a batch of row numbers (int64)."""
+    import tensorflow as tf
+
+    a, b, c, d = MULTIPLIERS
+    seed = int(settings.get("split_seed", 1337)) % PRIME
+    h = tf.math.floormod(tf.math.floormod(rows, PRIME) * a, PRIME)
+    h = tf.math.floormod(h + (seed * b) % PRIME + c, PRIME)
+    h = tf.math.floormod(h * h + d, PRIME)
+    h = tf.math.floormod(h * h + a, PRIME)
+    fractions = tf.cast(h, tf.float64) / PRIME
+    test = float(settings.get("test_split", 0.2))
+    validation = float(settings.get("validation_split", 0.2))
+    return tf.where(fractions < test, 2, tf.where(fractions < test + validation, 1, 0))
+
+
+class _Progress:
+    """One line on stderr every few seconds of a long pass over a file."""
+
+    def __init__(self, path, what):
+        self.path, self.what = Path(path), what
+        self.size = max(self.path.stat().st_size, 1)
+        self.started = self.last = time.monotonic()
+
+    def update(self, rows, final=False):
+        now = time.monotonic()
+        if final or now - self.last >= 2.0:
+            self.last = now
+            print(f"{self.what} {self.path.name}: {rows:,} rows"
+                  f"{' done' if final else ''} ({now - self.started:.0f} s)",
+                  file=sys.stderr, flush=True)
+
+
+class _Moments:
+    """Count, mean and sum of squared deviations, merged chunk by chunk (Chan et al.)."""
+
+    def __init__(self, width):
+        self.count = 0
+        self.mean = np.zeros(width)
+        self.m2 = np.zeros(width)
+
+    def add(self, values):
+        if len(values) == 0:
+            return
+        count = len(values)
+        mean = values.mean(axis=0)
+        m2 = ((values - mean) ** 2).sum(axis=0)
+        total = self.count + count
+        delta = mean - self.mean
+        self.mean = self.mean + delta * count / total
+        self.m2 = self.m2 + m2 + delta ** 2 * self.count * count / total
+        self.count = total
+
+    def variance(self):
+        return self.m2 / max(self.count, 1)
+
+
+def _reader(path, reading, types, target, task, chunk_rows):
+    """A chunked pandas reader of the used columns, categories and classes read as text."""
+    text = [name for name, kind in types.items() if kind == "category"]
+    if task == "classification":
+        text.append(target)
+    used = [*types, target]
+    if reading.get("time_column"):
+        used.append(reading["time_column"])
+    return tabular.read_csv(path, sep=reading.get("sep") or ",", categorical=text,
+                            usecols=used, chunksize=chunk_rows)
+
+
+def _check_chunk(chunk, types, target, task, source):
+    """Checks a chunk's values: missing, text where numbers were, non-finite numbers."""
+    tabular._check_missing(chunk)
+    for name, kind in types.items():
+        if kind != "number":
+            continue
+        column = chunk[name]
+        if not pd.api.types.is_numeric_dtype(column):
+            values = pd.to_numeric(column, errors="coerce")
+            text = values.isna() & column.notna()
+            if text.any():
+                raise DataError(
+                    f"Column {name!r} of {source!r} held numbers in its first rows, but holds "
+                    f"text at {tabular._rows(chunk.index[text])}: {column[text].iloc[0]!r}. "
+                    "Fix those values, or read the column as categories with "
+                    f"--categorical {name}.")
+            chunk[name] = values
+        finite = np.isfinite(chunk[name].to_numpy(np.float64))
+        if not finite.all():
+            raise DataError(f"Column {name!r} of {source!r} holds non-finite numbers "
+                            f"({chunk[name][~finite].iloc[0]}) at "
+                            f"{tabular._rows(chunk.index[~finite])}; every value must be "
+                            "a finite number.")
+    if task == "regression":
+        column = chunk[target]
+        values = pd.to_numeric(column, errors="coerce")
+        bad = ~np.isfinite(values.to_numpy(np.float64))
+        if bad.any():
+            raise DataError(f"Target column {target!r} must hold finite numbers for "
+                            f"regression. Received: {column[bad].iloc[0]!r} at "
+                            f"{tabular._rows(chunk.index[bad])}")
+        chunk[target] = values
+
+
+class _Gram:
+    """X'X and X'y of the training rows, over features that grow as categories appear."""
+
+    def __init__(self):
+        self.names = []
+        self.xtx = np.zeros((1, 1))  # index 0: the intercept
+        self.xty = None
+
+    def add(self, encoded, targets):
+        for name in encoded.columns:
+            if name not in self.names:
+                self.names.append(name)
+        width = len(self.names) + 1
+        if self.xtx.shape[0] < width:
+            grown = np.zeros((width, width))
+            grown[:self.xtx.shape[0], :self.xtx.shape[0]] = self.xtx
+            self.xtx = grown
+            if self.xty is not None:
+                self.xty = np.vstack([self.xty, np.zeros((width - len(self.xty),
+                                                          self.xty.shape[1]))])
+        x = np.zeros((len(encoded), width))
+        x[:, 0] = 1.0
+        for name in encoded.columns:
+            x[:, 1 + self.names.index(name)] = encoded[name].to_numpy(np.float64)
+        self.xtx += x.T @ x
+        part = x.T @ targets
+        self.xty = part if self.xty is None else self.xty + part
+
+    def solve(self, feature_names):
+        """Least-squares weights over `[1, *feature_names]`."""
+        order = [0] + [1 + self.names.index(name) if name in self.names else -1
+                       for name in feature_names]
+        size = len(order)
+        xtx, xty = np.zeros((size, size)), np.zeros((size, self.xty.shape[1]))
+        known = [i for i, index in enumerate(order) if index >= 0]
+        rows = [order[i] for i in known]
+        xtx[np.ix_(known, known)] = self.xtx[np.ix_(rows, rows)]
+        xty[known] = self.xty[rows]
+        weights, *_ = np.linalg.lstsq(xtx, xty, rcond=None)
+        return weights
+
+
+def _encode(chunk, types, categories):
+    """The chunk's features as a float64 frame: numbers, and one-hot categories."""
+    columns = {}
+    for name, kind in types.items():
+        if kind == "category":
+            text = chunk[name].astype(str)
+            for value in categories.get(name, ()):
+                columns[f"{name}={value}"] = (text == value).to_numpy(np.float64)
+        else:
+            columns[name] = chunk[name].to_numpy(np.float64)
+    return pd.DataFrame(columns, index=chunk.index)
+
+
+def scan(path, target, source, task, settings, spec=None, chunk_rows=None):
+    """The streaming pass: checks every row and computes the spec and the split counts.
+
+    Returns:
+        `(spec, baseline_weights)`; with a trained model's `spec`, that spec (with this
+        file's `num_examples`) and None.
+
+    Raises:
+        DataError: for rows that cannot be used, naming the column and the row.
+    """
+    path = Path(path)
+    chunk_rows = chunk_rows or CHUNK_ROWS
+    if spec is None:
+        reading = {key: settings.get(key) for key in tabular.CSV_SETTINGS}
+        head = tabular.read_csv(path, sep=reading.get("sep") or ",",
+                                categorical=reading.get("categorical"), nrows=chunk_rows)
+        if target not in map(str, head.columns):
+            tabular.split_target(head.rename(columns=str), target, task, source)
+        head, record = tabular.prepare_frame(head, reading, target, source)
+        types = {name: "number" if pd.api.types.is_numeric_dtype(head[name])
+                 and name not in record["categorical"] else "category"
+                 for name in head.columns if name != target}
+        if not types:
+            raise DataError(f"{source!r} has no feature columns besides the target {target!r}.")
+        del head
+    else:
+        record = dict(spec.get("csv") or {})
+        types = dict(tabular.schema_columns(spec))
+    categories = {name: set() for name, kind in types.items() if kind == "category"}
+    known = spec.get("categories") if spec is not None else None
+    counts = dict.fromkeys(SPLITS, 0)
+    moments = _Moments(sum(1 for kind in types.values() if kind == "number"))
+    category_counts = {name: {} for name in categories}
+    classes = {}
+    target_moments = _Moments(1)
+    gram = _Gram()
+    unseen = {}
+    progress = _Progress(path, "Checking" if spec is not None else "Scanning")
+    rows = 0
+    options = {**record, "drop": [], "ids": []}  # the reader reads only the used columns
+    for chunk in _reader(path, record, types, target, task, chunk_rows):
+        chunk, _ = tabular.prepare_frame(chunk, options, target, source, learn=False)
+        _check_chunk(chunk, types, target, task, source)
+        parts = split_names(chunk.index.to_numpy(), settings)
+        for index, name in enumerate(SPLITS):
+            counts[name] += int((parts == index).sum())
+        if task == "classification":
+            for label, count in chunk[target].astype(str).value_counts().items():
+                classes[label] = classes.get(label, 0) + int(count)
+            if len(classes) > 1000:
+                raise DataError(f"Target column {target!r} holds over 1,000 classes; a "
+                                "classifier needs a column of class labels.")
+        if spec is not None:
+            features = chunk[list(types)]
+            tabular.frame_to_features(features, spec, target=target, warn=lambda line: None)
+            for name in categories:
+                new = features[name].astype(str)
+                new = new[~new.isin(known.get(name, []))]
+                for value, count in new.value_counts().items():
+                    unseen.setdefault(name, {})
+                    unseen[name][value] = unseen[name].get(value, 0) + int(count)
+            rows += len(chunk)
+            progress.update(rows)
+            continue
+        for name in categories:
+            categories[name].update(chunk[name].astype(str).unique())
+            if len(categories[name]) > tabular.MAX_CATEGORIES:
+                raise DataError(
+                    f"Column {name!r} holds text with more than {tabular.MAX_CATEGORIES} "
+                    f"distinct values (at most {tabular.MAX_CATEGORIES} can be one-hot "
+                    f"encoded); leave it out with --drop {name} or read it as numbers with "
+                    f"--numeric {name}.")
+        train = chunk[parts == 0]
+        numbers = [name for name, kind in types.items() if kind == "number"]
+        moments.add(train[numbers].to_numpy(np.float64))
+        for name in categories:
+            for value, count in train[name].astype(str).value_counts().items():
+                category_counts[name][value] = category_counts[name].get(value, 0) + int(count)
+        encoded = _encode(train, types, {name: sorted(values)
+                                         for name, values in categories.items()})
+        if task == "regression":
+            targets = train[target].to_numpy(np.float64)[:, None]
+            target_moments.add(targets)
+        else:
+            targets = train[target].astype(str)
+        gram.add(encoded, targets if task == "regression" else _one_hot_sparse(targets, gram))
+        rows += len(chunk)
+        progress.update(rows)
+    progress.update(rows, final=True)
+    if rows == 0:
+        raise DataError(f"CSV file {str(path)!r} has no rows.")
+    empty = [name for name in SPLITS if counts[name] == 0]
+    if empty:
+        raise DataError(f"Cannot split {rows} rows into train, validation and test: the "
+                        f"{', '.join(empty)} split would be empty.")
+    if spec is not None:
+        if task == "classification":
+            strange = sorted(set(classes) - set(spec["class_names"]))
+            if strange:
+                raise DataError(f"Target classes {', '.join(strange)} are unknown to the "
+                                f"model; it knows {', '.join(spec['class_names'])}.")
+        if unseen:
+            print("Categories unseen in training, encoded as none of the known ones: "
+                  + "; ".join(f"{name!r}: " + ", ".join(f"{value!r} ({count})"
+                                                      for value, count in values.items())
+                              for name, values in unseen.items()) + ".",
+                  file=sys.stderr, flush=True)
+        return {**spec, "num_examples": counts}, None
+    categories = {name: sorted(values) for name, values in categories.items()}
+    feature_names, means, variances = [], [], []
+    number_index = 0
+    for name, kind in types.items():
+        if kind == "category":
+            for value in categories[name]:
+                share = category_counts[name].get(value, 0) / max(counts["train"], 1)
+                feature_names.append(f"{name}={value}")
+                means.append(share)
+                variances.append(share * (1 - share))
+        else:
+            feature_names.append(name)
+            means.append(float(moments.mean[number_index]))
+            variances.append(float(moments.variance()[number_index]))
+            number_index += 1
+    new_spec = {
+        "task": task, "source": source, "input_shape": [len(feature_names)],
+        "feature_names": feature_names, "columns": types, "categories": categories,
+        "target": target, "feature_mean": means, "feature_variance": variances,
+        "num_examples": counts, "csv": record, "streamed": True,
+        # Recipes' pipelines keep nothing in memory: the rows are read from the file.
+        "cache": "none",
+    }
+    if task == "regression":
+        new_spec.update(num_targets=1, target_mean=float(target_moments.mean[0]),
+                        target_std=float(np.sqrt(target_moments.variance()[0])) or 1.0)
+    else:
+        class_names = sorted(classes)
+        numeric = pd.to_numeric(pd.Series(class_names), errors="coerce")
+        if numeric.notna().all() and (len(class_names) > tabular.MAX_CATEGORIES
+                                      or not np.all(np.mod(numeric.to_numpy(), 1) == 0)):
+            raise DataError(
+                f"Target column {target!r} holds {len(class_names)} distinct numbers, not "
+                "classes: a classifier needs a column of class labels. To predict the "
+                f"number, train the regression recipe (`kerasdl train regression --data ... "
+                f"--target {target}`).")
+        new_spec.update(num_classes=len(class_names), class_names=class_names)
+    weights = None
+    if gram.xty is not None:
+        if task == "classification":
+            gram.xty = gram.xty[:, [gram.classes.index(name) for name in class_names]]
+        weights = gram.solve(feature_names)
+    return new_spec, weights
+
+
+def _one_hot_sparse(labels, gram):
+    """One-hot class targets over the classes seen so far (kept on `gram`)."""
+    gram.classes = getattr(gram, "classes", [])
+    for label in labels.unique():
+        if label not in gram.classes:
+            gram.classes.append(label)
+    if gram.xty is not None and gram.xty.shape[1] < len(gram.classes):
+        gram.xty = np.hstack([gram.xty, np.zeros((len(gram.xty),
+                                                   len(gram.classes) - gram.xty.shape[1]))])
+    targets = np.zeros((len(labels), len(gram.classes)))
+    targets[np.arange(len(labels)), [gram.classes.index(label) for label in labels]] = 1.0
+    return targets
+
+
+def score_baseline(path, spec, weights, settings, chunk_rows=None):
+    """Scores the linear baseline on the test rows, in a second streaming pass.
+
+    Regression: least squares (`linear_regression`: MAE and RMSE); classification:
+    least squares on one-hot classes, the class of the largest output
+    (`linear_least_squares`: accuracy).
+    """
+    task, target = spec["task"], spec["target"]
+    types = spec["columns"]
+    chunk_rows = chunk_rows or CHUNK_ROWS
+    progress = _Progress(path, "Scoring the baseline on")
+    errors, squares, correct, count, rows = 0.0, 0.0, 0, 0, 0
+    options = {**spec["csv"], "drop": [], "ids": []}
+    for chunk in _reader(path, spec["csv"], types, target, task, chunk_rows):
+        chunk, _ = tabular.prepare_frame(chunk, options, target, "", learn=False)
+        test = chunk[split_names(chunk.index.to_numpy(), settings) == 2]
+        rows += len(chunk)
+        progress.update(rows)
+        if len(test) == 0:
+            continue
+        encoded = _encode(test, types, spec["categories"])[spec["feature_names"]]
+        x = np.hstack([np.ones((len(test), 1)), encoded.to_numpy(np.float64)])
+        outputs = x @ weights
+        count += len(test)
+        if task == "regression":
+            difference = outputs[:, 0] - pd.to_numeric(test[target]).to_numpy(np.float64)
+            errors += float(np.abs(difference).sum())
+            squares += float((difference ** 2).sum())
+        else:
+            names = np.array(spec["class_names"])
+            correct += int((names[outputs.argmax(axis=1)] == test[target].astype(str)).sum())
+    progress.update(rows, final=True)
+    if task == "regression":
+        return {"model": "linear_regression", "mae": errors / count,
+                "rmse": float(np.sqrt(squares / count))}
+    return {"model": "linear_least_squares", "accuracy": correct / count}
+
+
+def datasets(path, spec, settings):
+    """Train, validation and test datasets that read the CSV file in batches.
+
+    Each yields unbatched `(features, label)` pairs, encoded in the graph as the spec
+    says, with its cardinality known (`num_examples`).
+    """
+    import tensorflow as tf
+
+    task, target = spec["task"], spec["target"]
+    csv = spec.get("csv") or {}
+    columns = [str(name) for name in pd.read_csv(path, sep=csv.get("sep") or ",",
+                                                 nrows=0).columns]
+    types = spec["columns"]
+    used = sorted(columns.index(name) for name in (*types, target))
+    names = [columns[index] for index in used]
+    defaults = []
+    for name in names:
+        if name == target:
+            defaults.append(tf.float32 if task == "regression" else tf.string)
+        else:
+            defaults.append(tf.float32 if types[name] == "number" else tf.string)
+    categories = spec.get("categories") or {}
+    class_names = tf.constant(spec.get("class_names") or [""])
+
+    def encode(row_numbers, *values):
+        by_name = dict(zip(names, values))
+        parts = []
+        for name in spec["feature_names"]:
+            if name in types and types[name] == "number":
+                parts.append(by_name[name])
+            else:
+                column, value = name.split("=", 1)
+                parts.append(tf.cast(tf.equal(by_name[column], value), tf.float32))
+        features = tf.stack(parts, axis=1)
+        if task == "regression":
+            labels = by_name[target]
+        else:
+            labels = tf.argmax(tf.cast(tf.equal(by_name[target][:, None], class_names[None, :]),
+                                       tf.int32), axis=1, output_type=tf.int32)
+        return _tf_split(row_numbers, settings), features, labels
+
+    def split(index):
+        lines = tf.data.experimental.CsvDataset(
+            str(path), defaults, header=True, field_delim=csv.get("sep") or ",",
+            select_cols=used)
+        numbered = tf.data.Dataset.zip((tf.data.Dataset.range(2 ** 62), lines))
+        batches = numbered.batch(READ_BATCH).map(
+            lambda row_numbers, values: encode(row_numbers, *values),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        kept = batches.map(lambda part, x, y: (tf.boolean_mask(x, tf.equal(part, index)),
+                                               tf.boolean_mask(y, tf.equal(part, index))),
+                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        rows = kept.unbatch()
+        return rows.apply(tf.data.experimental.assert_cardinality(
+            spec["num_examples"][SPLITS[index]]))
+
+    del categories  # the spec's feature names carry them
+    return [split(index) for index in range(3)]
