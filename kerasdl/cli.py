@@ -787,14 +787,26 @@ def predict(run, input_path, output, force, skip_bad_files, unsafe):
         raise UsageError(f"`--output` {output!r} exists; pass --force to overwrite it.")
     _start_tensorflow()
     from kerasdl import runs
-    from kerasdl.evaluation import predict as predict_run
+    from kerasdl.evaluation import predict_chunks
 
-    frame = predict_run(run, input_path, unsafe=unsafe, skip_bad_files=skip_bad_files)
+    # Rows are written as they come (images stream a batch at a time); --output is
+    # written to a temporary file renamed at the end, so a failure leaves nothing.
+    chunks = predict_chunks(run, input_path, unsafe=unsafe, skip_bad_files=skip_bad_files)
     if output:
-        runs.write_text(output, frame.to_csv(index=False))
-        click.echo(f"Wrote {len(frame)} predictions to {output}", err=True)
+        count = 0
+
+        def write(tmp):
+            nonlocal count
+            with open(tmp, "w", encoding="utf-8", newline="") as handle:
+                for index, frame in enumerate(chunks):
+                    frame.to_csv(handle, index=False, header=index == 0)
+                    count += len(frame)
+
+        runs.atomic_write(output, write)
+        click.echo(f"Wrote {count} predictions to {output}", err=True)
     else:
-        _result(frame.to_csv(index=False), nl=False)
+        for index, frame in enumerate(chunks):
+            _result(frame.to_csv(index=False, header=index == 0), nl=False)
 
 
 @cli.command()

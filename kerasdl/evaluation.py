@@ -12,7 +12,7 @@ from kerasdl import runs
 from kerasdl import settings as run_settings
 from kerasdl.data import frame_to_inputs
 from kerasdl.data import load_data
-from kerasdl.data import load_images
+from kerasdl.data import images as image_files
 from kerasdl.data import read_csv
 from kerasdl.errors import DataError
 from kerasdl.errors import RunError
@@ -83,7 +83,8 @@ def evaluation_batches(model, config, recipe, data=None, target=None, data_dir=N
     else:
         dataset = getattr(splits, split)
     if recipe is not None:
-        batches = recipe.make_pipeline(dataset, spec, _fixed_hp(config), training=False,
+        # The data's spec: the run's schema, cached as this data's size allows.
+        batches = recipe.make_pipeline(dataset, splits.spec, _fixed_hp(config), training=False,
                                        batch_size=base["batch_size"])
     else:
         batches = dataset.batch(base["batch_size"]).prefetch(-1)
@@ -121,14 +122,25 @@ def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size
 
 
 def predict(path, input_path, batch_size=32, unsafe=False, skip_bad_files=False):
-    """Predicts CSV rows, an image file or every image under a folder.
+    """Predicts CSV rows, an image file or every image under a folder, as one DataFrame.
+
+    The rows of `predict_chunks` put together; see there.
+    """
+    return pd.concat(list(predict_chunks(path, input_path, batch_size, unsafe, skip_bad_files)),
+                     ignore_index=True)
+
+
+def predict_chunks(path, input_path, batch_size=32, unsafe=False, skip_bad_files=False):
+    """Predicts CSV rows, an image file or every image under a folder, a chunk at a time.
 
     A CSV file is read with the run's schema (`kerasdl.data.frame_to_inputs`): one
     example per row for tabular models, one sequence per row for sequence
-    classifiers, a series (one forecast per window) for forecasting models.
+    classifiers, a series (one forecast per window) for forecasting models. Images
+    stream from disk: one DataFrame per batch, so memory stays flat however many
+    files a folder holds and rows can be written as they come.
 
-    Returns:
-        A DataFrame: an `id` column (row number or file path), then for classifiers
+    Yields:
+        DataFrames with an `id` column (row number or file path), then for classifiers
         `prediction` (class name), `confidence` and one probability column per class;
         for regression `prediction`; for autoencoders `reconstruction_error` (mean
         squared error in [0, 1] pixel units: high means unlike the training data);
@@ -136,7 +148,8 @@ def predict(path, input_path, batch_size=32, unsafe=False, skip_bad_files=False)
         of each window.
 
     Raises:
-        DataError: for an input that is missing, unreadable or does not match the model.
+        DataError: for an input that is missing, unreadable or does not match the model
+            (before the first chunk).
     """
     model, config, recipe = load_run(path, unsafe)
     spec = (config or {}).get("spec") or {}
@@ -144,24 +157,36 @@ def predict(path, input_path, batch_size=32, unsafe=False, skip_bad_files=False)
     task = _task(model, config)
     if task == "generation":
         raise UsageError("A generative model takes no input: use `kerasdl generate RUN`.")
-    if len(model.input_shape) != 4:
-        if not (source.is_file() and source.suffix.lower() in (".csv", ".tsv", ".txt")):
-            form = {"forecasting": "a CSV series (rows in time order)",
-                    "sequence_classification": "a CSV file of one sequence per row"}
-            raise DataError(f"This model takes {form.get(task, 'tabular rows')}; give a .csv "
-                            f"file. Received: {str(source)!r}")
-        features, ids = _csv_inputs(model, spec, task, read_csv(source), source)
-        if task == "forecasting":
-            with contextlib.redirect_stdout(sys.stderr):
-                outputs = np.asarray(model.predict(features, batch_size=batch_size, verbose=0))
-            return pd.DataFrame({"id": ids, "horizon": spec["horizon"],
-                                 "prediction": outputs.reshape(len(ids), -1)[:, 0]})
-    else:
+    if len(model.input_shape) == 4:
         _, height, width, channels = model.input_shape
-        ids, features = load_images(source, (height, width), channels,
-                                    skip_bad_files=skip_bad_files)
+        ids = image_files.list_images(source, skip_bad_files, channels)
+        batches = image_files.image_batches(ids, (height, width), channels, batch_size)
+        start = 0
+        for features in batches:
+            outputs = np.asarray(model.predict_on_batch(features))
+            chunk = ids[start:start + len(outputs)]
+            start += len(outputs)
+            yield _output_frame(chunk, np.asarray(features), outputs, task, spec)
+        return
+    if not (source.is_file() and source.suffix.lower() in (".csv", ".tsv", ".txt")):
+        form = {"forecasting": "a CSV series (rows in time order)",
+                "sequence_classification": "a CSV file of one sequence per row"}
+        raise DataError(f"This model takes {form.get(task, 'tabular rows')}; give a .csv "
+                        f"file. Received: {str(source)!r}")
+    features, ids = _csv_inputs(model, spec, task, read_csv(source), source)
+    if task == "forecasting":
+        with contextlib.redirect_stdout(sys.stderr):
+            outputs = np.asarray(model.predict(features, batch_size=batch_size, verbose=0))
+        yield pd.DataFrame({"id": ids, "horizon": spec["horizon"],
+                            "prediction": outputs.reshape(len(ids), -1)[:, 0]})
+        return
     with contextlib.redirect_stdout(sys.stderr):
         outputs = np.asarray(model.predict(features, batch_size=batch_size, verbose=0))
+    yield _output_frame(ids, features, outputs, task, spec)
+
+
+def _output_frame(ids, features, outputs, task, spec):
+    """The prediction rows of examples `ids` (see `predict_chunks`)."""
     result = pd.DataFrame({"id": ids})
     if task == "reconstruction":
         errors = np.square(outputs - features / 255.0).reshape(len(ids), -1).mean(axis=1)
