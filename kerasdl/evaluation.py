@@ -116,7 +116,11 @@ def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size
         batch_size=batch_size, skip_bad_files=skip_bad_files)
     with contextlib.redirect_stdout(sys.stderr):
         metrics = model.evaluate(batches, return_dict=True, verbose=0)
-    examples = sum(1 for _ in dataset)
+    # Known without reading the data again (an image folder would be decoded twice),
+    # except after a filter (`classes`, `exclude_classes`).
+    examples = int(dataset.cardinality())
+    if examples < 0:
+        examples = sum(1 for _ in dataset)
     return {**{name: float(value) for name, value in metrics.items()},
             "examples": examples, "split": split}
 
