@@ -176,3 +176,18 @@ def test_large_folders_are_counted_on_stderr(cli, tmp_path, monkeypatch):
     monkeypatch.setattr("sys.stderr", splits_stderr)
     load_data(str(folder), "image_classification", {"image_size": [12, 12]})
     assert "Found 12 image file(s) in 2 classes" in splits_stderr.getvalue()
+
+
+def test_few_shot_draw_on_a_file_cached_folder_keeps_the_same_examples(tmp_path,
+                                                                       tmpdir_for_caches,
+                                                                       monkeypatch):
+    monkeypatch.setattr(run_settings, "available_memory", lambda: 256 * 1024)
+    folder = _folder(tmp_path / "photos")
+    splits = load_data(str(folder), "image_classification",
+                       {"image_size": [12, 12], "train_examples": 5})
+    assert splits.spec["cache"] == "file"
+    first, second = _means(splits.train), _means(splits.train)
+    assert len(first) == 5 and first == second
+    everything = _means(load_data(str(folder), "image_classification",
+                                  {"image_size": [12, 12]}).train)
+    assert set(first) <= set(everything)
