@@ -468,9 +468,11 @@ def _image_folder(path, settings):
     skip_bad_files = bool(settings.get("skip_bad_files"))
     paths, labels, class_names = image_files.list_image_folder(
         path, skip_bad_files=skip_bad_files, channels=channels, check=False)
-    cache = image_cache(len(paths), image_size, channels)
+    memory = run_settings.available_memory()
+    cache = image_cache(len(paths), image_size, channels, memory)
     # Refused before the files are checked (a minute on a large folder).
-    run_settings.check_memory(settings, [*image_size, channels], len(paths), cache)
+    run_settings.check_memory(settings, [*image_size, channels], len(paths), cache, memory)
+    _note_cache(cache, len(paths), image_size, channels, memory)
     keep = image_files.drop_bad_images(paths, skip_bad_files, str(path), channels)
     paths, labels = np.array(paths)[keep], labels[keep]
     parts = split_indices(len(paths), labels, settings)
@@ -492,28 +494,31 @@ def _image_folder(path, settings):
     return Splits(*datasets, spec=spec)
 
 
-def image_cache(count, image_size, channels):
-    """The cache choice for `count` images (`kerasdl.data.images.cache_choice`), noted on stderr.
+def image_cache(count, image_size, channels, memory):
+    """The cache choice for `count` images (`kerasdl.data.images.cache_choice`).
 
-    The memory is what the system has available now; the file cache goes to a folder
-    under the system's temporary folder (`TMPDIR`).
+    `memory` is what the system has available; the file cache goes to a folder under
+    the system's temporary folder (`TMPDIR`).
     """
-    memory = run_settings.available_memory()
     try:
         disk_free = diskspace.free_bytes(tempfile.gettempdir())
-    except (OSError, FileNotFoundError):
+    except OSError:
         disk_free = None
-    cache = image_files.cache_choice(count, image_size, channels, memory, disk_free)
-    if cache != "memory":
-        size = image_files.decoded_bytes(count, image_size, channels)
-        budget = image_files.MEMORY_FRACTION * memory
-        where = ("the resized images go to a file cache under "
-                 f"{tempfile.gettempdir()!r}" if cache == "file" else
-                 "too large for the disk too: images are decoded again each epoch")
-        print(f"Note: {count:,} decoded images take {size / 2 ** 30:.2f} GiB, more than the "
-              f"{budget / 2 ** 30:.2f} GiB memory budget ({image_files.MEMORY_FRACTION:.0%} "
-              f"of the {memory / 2 ** 30:.1f} GiB available); {where}.", file=sys.stderr)
-    return cache
+    return image_files.cache_choice(count, image_size, channels, memory, disk_free)
+
+
+def _note_cache(cache, count, image_size, channels, memory):
+    """Says on stderr why images are not cached in memory, and where they go."""
+    if cache == "memory":
+        return
+    size = image_files.decoded_bytes(count, image_size, channels)
+    where = (f"the resized images go to a file cache under {tempfile.gettempdir()!r}"
+             if cache == "file" else
+             "too large for the disk too: the images are decoded again each epoch")
+    print(f"Note: {count:,} decoded images take {size / 2 ** 30:.2f} GiB, more than the "
+          f"memory budget of {image_files.MEMORY_FRACTION * memory / 2 ** 30:.2f} GiB "
+          f"(1/{round(1 / image_files.MEMORY_FRACTION)} of the {memory / 2 ** 30:.1f} GiB "
+          f"available); {where}.", file=sys.stderr)
 
 
 _CACHE_FOLDERS = []
