@@ -887,8 +887,9 @@ def predict(run, input_path, output, force, skip_bad_files, id_column, unsafe):
     from kerasdl import runs
     from kerasdl.evaluation import predict_chunks
 
-    # Rows are written as they come (a CSV file streams a chunk at a time); --output is
-    # written to a temporary file renamed at the end, so a failure leaves nothing.
+    # Rows are written as they come (a CSV file a chunk at a time, images a batch at a
+    # time); --output is written to a temporary file renamed at the end, so a failure
+    # leaves nothing.
     chunks = predict_chunks(run, input_path, unsafe=unsafe, skip_bad_files=skip_bad_files,
                             id_column=id_column)
     if output:

@@ -12,7 +12,7 @@ from kerasdl import runs
 from kerasdl import settings as run_settings
 from kerasdl.data import frame_to_inputs
 from kerasdl.data import load_data
-from kerasdl.data import load_images
+from kerasdl.data import images as image_files
 from kerasdl.data import read_csv
 from kerasdl.data.tabular import read_input_chunks
 from kerasdl.errors import DataError
@@ -84,7 +84,8 @@ def evaluation_batches(model, config, recipe, data=None, target=None, data_dir=N
     else:
         dataset = getattr(splits, split)
     if recipe is not None:
-        batches = recipe.make_pipeline(dataset, spec, _fixed_hp(config), training=False,
+        # The data's spec: the run's schema, cached as this data's size allows.
+        batches = recipe.make_pipeline(dataset, splits.spec, _fixed_hp(config), training=False,
                                        batch_size=base["batch_size"])
     else:
         batches = dataset.batch(base["batch_size"]).prefetch(-1)
@@ -116,7 +117,8 @@ def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size
         batch_size=batch_size, skip_bad_files=skip_bad_files)
     with contextlib.redirect_stdout(sys.stderr):
         metrics = model.evaluate(batches, return_dict=True, verbose=0)
-    # A streamed CSV file knows its counts; other sources are counted (small).
+    # Known without reading the data again (a streamed CSV file knows its counts; an image
+    # folder would be decoded twice), except after a filter (`classes`, `exclude_classes`).
     examples = int(dataset.cardinality())
     if examples < 0:
         examples = sum(1 for _ in dataset)
@@ -144,7 +146,8 @@ def predict_chunks(path, input_path, batch_size=32, unsafe=False, skip_bad_files
     stream from the file (`kerasdl.data.tabular.read_input_chunks`): one DataFrame per
     chunk, so memory stays flat however many rows a file holds (a forecasting series is
     read whole). `id_column` (a CSV column) names each output row by its value: the
-    output's first column is then that column instead of `id`.
+    output's first column is then that column instead of `id`. Images stream from
+    disk: one DataFrame per batch, however many files a folder holds.
 
     Yields:
         DataFrames with an `id` column (row number or file path), then for classifiers
@@ -155,7 +158,8 @@ def predict_chunks(path, input_path, batch_size=32, unsafe=False, skip_bad_files
         of each window.
 
     Raises:
-        DataError: for an input that is missing, unreadable or does not match the model.
+        DataError: for an input that is missing, unreadable or does not match the model
+            (before the first chunk).
     """
     model, config, recipe = load_run(path, unsafe)
     spec = (config or {}).get("spec") or {}
@@ -168,11 +172,14 @@ def predict_chunks(path, input_path, batch_size=32, unsafe=False, skip_bad_files
             raise UsageError("`--id-column` names a column of a CSV file; this model takes "
                              "images, named by their paths.")
         _, height, width, channels = model.input_shape
-        ids, features = load_images(source, (height, width), channels,
-                                    skip_bad_files=skip_bad_files)
-        with contextlib.redirect_stdout(sys.stderr):
-            outputs = np.asarray(model.predict(features, batch_size=batch_size, verbose=0))
-        yield _output_frame(ids, features, outputs, task, spec)
+        ids = image_files.list_images(source, skip_bad_files, channels)
+        batches = image_files.image_batches(ids, (height, width), channels, batch_size)
+        start = 0
+        for features in batches:
+            outputs = np.asarray(model.predict_on_batch(features))
+            chunk = ids[start:start + len(outputs)]
+            start += len(outputs)
+            yield _output_frame(chunk, np.asarray(features), outputs, task, spec)
         return
     if not (source.is_file() and source.suffix.lower() in (".csv", ".tsv", ".txt")):
         form = {"forecasting": "a CSV series (rows in time order)",

@@ -350,14 +350,14 @@ def train_examples(splits):
     return count if count and count > 0 else None
 
 
-def check_fits(settings, splits, cached=True, memory=None, default_batch_size=None):
+def check_fits(settings, splits, cached=None, memory=None, default_batch_size=None):
     """Refuses a batch size or image size that cannot work, before training starts.
 
     Args:
         settings: resolved settings (reads `batch_size` and `image_size`).
         splits: the loaded data (`kerasdl.data.Splits`: its spec and training set).
-        cached: whether the pipeline keeps the decoded training set in memory (every
-            recipe's pipeline caches).
+        cached: whether the pipeline keeps the decoded training set in memory; by
+            default the data's cache choice (`spec["cache"]`, "memory" when absent).
         memory: bytes available (default: what the system reports).
         default_batch_size: the recipe's own; above a small data set's size it is not
             refused (nobody asked for it) but noted: each epoch is then one batch.
@@ -383,21 +383,48 @@ def check_fits(settings, splits, cached=True, memory=None, default_batch_size=No
         shape = [*settings["image_size"], shape[2]]
     if len(shape) != 3:
         return
+    if cached is None:
+        cache = (spec or {}).get("cache", "memory")
+    else:
+        cache = "memory" if cached else "none"
+    check_memory(settings, shape, count, cache, memory)
+
+
+CACHE_WORDS = {"memory": "cached in memory", "file": "cached in a file",
+               "none": "decoded each epoch"}
+
+
+def check_memory(settings, shape, count, cache="memory", memory=None):
+    """Refuses images that need more memory than is available, before anything is decoded.
+
+    The estimate: a batch of float32 images, its augmented copy and the first layer's
+    activations (4 batches: a floor, the model holds more), plus every image when the
+    data is cached in memory (`cache` "memory"; "file" and "none" keep only batches).
+
+    Args:
+        settings: resolved settings (reads `batch_size`).
+        shape: `[height, width, channels]` of the images a model takes.
+        count: the number of images, or None when unknown.
+        cache: "memory", "file" or "none" (`kerasdl.data.images.cache_choice`).
+        memory: bytes available (default: what the system reports).
+
+    Raises:
+        UsageError: giving the estimate, the memory available and what to change.
+    """
     values = 1
     for side in shape:
         values *= int(side)
     image_bytes = 4 * values  # float32 pixels
-    # A batch of images, its augmented copy, and the first layer's activations: 4x is a
-    # floor (the model holds more), enough to refuse what can never fit.
-    needed = 4 * image_bytes * (batch_size or 32)
-    if cached and count:
+    batch_size = settings.get("batch_size") or 32
+    needed = 4 * image_bytes * batch_size
+    if cache == "memory" and count:
         needed += image_bytes * count
     memory = available_memory() if memory is None else memory
     if memory and needed > memory:
         raise UsageError(
             f"`image_size` {shape[0]}x{shape[1]} needs at least {_gib(needed)} of memory "
-            f"({count or '?'} images of {image_bytes / 2 ** 20:.1f} MiB"
-            f"{' cached' if cached else ''}, batches of {batch_size or 32}); "
+            f"({count or '?'} images of {image_bytes / 2 ** 20:.1f} MiB "
+            f"{CACHE_WORDS.get(cache, cache)}, batches of {batch_size}); "
             f"{_gib(memory)} is available. Give a smaller --image-size or --batch-size.")
 
 

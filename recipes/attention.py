@@ -63,7 +63,8 @@ def encoder_block(x, num_heads, model_dim, ff_dim, dropout_rate, name):
 
 def make_pipeline(ds, spec, hp, training, batch_size=64):
     """Batches `(sequence, label)` pairs; shuffles in training only."""
-    ds = ds.cache()
+    if spec.get("cache", "memory") == "memory":  # else cached in a file, or too large
+        ds = ds.cache()
     if training:
         ds = ds.shuffle(10_000)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

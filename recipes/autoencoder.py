@@ -157,7 +157,9 @@ def make_pipeline(ds, spec, hp, training, batch_size=32):
     """Pairs each image with itself in [0, 1]; adds noise to the inputs for `denoising`."""
     variant = _variant(hp)
     noise_stddev = hp.Float("noise_stddev", 0.05, 0.5, step=0.05, default=0.2)
-    ds = ds.map(lambda x, y: (x, x / 255.0), num_parallel_calls=tf.data.AUTOTUNE).cache()
+    ds = ds.map(lambda x, y: (x, x / 255.0), num_parallel_calls=tf.data.AUTOTUNE)
+    if spec.get("cache", "memory") == "memory":  # else cached in a file, or too large
+        ds = ds.cache()
     if training:
         ds = ds.shuffle(4096)
     ds = ds.batch(batch_size)

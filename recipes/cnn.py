@@ -36,7 +36,8 @@ def make_pipeline(ds, spec, hp, training, batch_size=32):
 
     Images stay in [0, 255]: the model rescales them, so it predicts on raw files.
     """
-    ds = ds.cache()
+    if spec.get("cache", "memory") == "memory":  # else cached in a file, or too large
+        ds = ds.cache()
     if training:
         ds = ds.shuffle(4096)
     ds = ds.batch(batch_size)

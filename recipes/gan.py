@@ -147,7 +147,9 @@ class GAN(keras.Model):
 
 def make_pipeline(ds, spec, hp, training, batch_size=64):
     """Images scaled to [0, 1]; labels dropped: a GAN learns from images alone."""
-    ds = ds.map(lambda x, y: x / 255.0, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    ds = ds.map(lambda x, y: x / 255.0, num_parallel_calls=tf.data.AUTOTUNE)
+    if spec.get("cache", "memory") == "memory":  # else cached in a file, or too large
+        ds = ds.cache()
     if training:
         ds = ds.shuffle(4096)
     return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)

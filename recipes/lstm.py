@@ -56,7 +56,8 @@ class LastStep(layers.Layer):
 
 def make_pipeline(ds, spec, hp, training, batch_size=64):
     """Batches `(window, label)` pairs; shuffles windows in training only."""
-    ds = ds.cache()
+    if spec.get("cache", "memory") == "memory":  # else cached in a file, or too large
+        ds = ds.cache()
     if training:
         ds = ds.shuffle(10_000)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -50,7 +50,8 @@ def make_pipeline(ds, spec, hp, training, batch_size=32):
     categorical = hp.Choice("loss", ["sparse_categorical_crossentropy",
                                      "categorical_crossentropy"],
                             default="sparse_categorical_crossentropy") == "categorical_crossentropy"
-    ds = ds.cache()
+    if spec.get("cache", "memory") == "memory":  # else cached in a file, or too large
+        ds = ds.cache()
     if training:
         ds = ds.shuffle(10_000)
     if categorical:

@@ -129,7 +129,9 @@ class RBM(keras.Model):
 
 def make_pipeline(ds, spec, hp, training, batch_size=32):
     """Pairs each image with itself in [0, 1], the reconstruction target."""
-    ds = ds.map(lambda x, y: (x, x / 255.0), num_parallel_calls=tf.data.AUTOTUNE).cache()
+    ds = ds.map(lambda x, y: (x, x / 255.0), num_parallel_calls=tf.data.AUTOTUNE)
+    if spec.get("cache", "memory") == "memory":  # else cached in a file, or too large
+        ds = ds.cache()
     if training:
         ds = ds.shuffle(4096)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -34,7 +34,8 @@ OBJECTIVE = keras_tuner.Objective("val_mae", direction="min")
 
 def make_pipeline(ds, spec, hp, training, batch_size=32):
     """Batches `(features, target)` pairs; shuffles in training only."""
-    ds = ds.cache()
+    if spec.get("cache", "memory") == "memory":  # else cached in a file, or too large
+        ds = ds.cache()
     if training:
         ds = ds.shuffle(10_000)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

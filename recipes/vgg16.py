@@ -52,7 +52,9 @@ def make_pipeline(ds, spec, hp, training, batch_size=32):
             image = tf.image.grayscale_to_rgb(image)
         return image, label
 
-    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    if spec.get("cache", "memory") == "memory":  # else cached in a file, or too large
+        ds = ds.cache()
     if training:
         ds = ds.shuffle(2048)
     ds = ds.batch(batch_size)

@@ -113,13 +113,14 @@ def _report_ignored(folder, listed, top_level):
               "to the class sub-folder it is in.")
 
 
-def list_image_folder(path, skip_bad_files=False, channels=3):
+def list_image_folder(path, skip_bad_files=False, channels=3, check=True):
     """Lists an image folder laid out as one sub-folder per class.
 
     Uses `keras.utils.image_dataset_from_directory`'s own listing (same file
     types, same class order): every image anywhere under a class sub-folder,
     at any depth, belongs to that class. Files that are not images are ignored
-    with a count on stderr; every image is decoded first (`drop_bad_images`).
+    with a count on stderr; every image is decoded first (`drop_bad_images`) unless
+    `check` is false.
 
     Returns:
         `(file_paths, labels, class_names)`.
@@ -148,71 +149,156 @@ def list_image_folder(path, skip_bad_files=False, channels=3):
             "a classifier needs at least 2 (one sub-folder per class)."
         )
     paths = list(listing.file_paths)
+    if len(paths) >= PROGRESS_FROM:
+        _note(f"Found {len(paths):,} image file(s) in {len(class_names)} classes under "
+              f"{folder!r}.")
     _report_ignored(folder, paths, top_level=True)
     index = {name: i for i, name in enumerate(class_names)}
     # The class is the top-level sub-folder, however deep the file lies below it.
     labels = np.array([index[Path(p).relative_to(folder).parts[0]] for p in paths],
                       dtype=np.int32)
+    if not check:
+        return paths, labels, class_names
     keep = drop_bad_images(paths, skip_bad_files, folder, channels)
     return [paths[i] for i in keep], labels[keep], class_names
 
 
 def decode_image(path, image_size, channels):
-    """Reads, decodes and resizes one image file inside a tf.data pipeline."""
+    """Reads, decodes and resizes one image file inside a tf.data pipeline.
+
+    Returns uint8 pixels (the resized image rounded), so a file cache holds a quarter
+    of what float32 would; `as_float` turns them into the [0, 255] floats models take.
+    """
     import tensorflow as tf
 
     image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
     image = tf.image.resize(image, image_size)
+    image = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
     return tf.ensure_shape(image, (*image_size, channels))
 
 
-def image_dataset(paths, labels, image_size, channels):
-    """Returns an unbatched dataset of `(image, label)` decoded in parallel."""
+def as_float(image):
+    """uint8 pixels to float32 in [0, 255]."""
+    import tensorflow as tf
+
+    return tf.cast(image, tf.float32)
+
+
+# The share of available memory a data set cached in memory may take. Small: a file
+# cache is read back from the system's page cache nearly as fast, without growing the
+# process (peak memory stays flat as a folder grows), and the rest of memory is for the
+# model, its activations, the shuffle buffer and the other programs of the machine.
+MEMORY_FRACTION = 1 / 32
+CACHE_CHOICES = ("memory", "file", "none")
+
+
+def decoded_bytes(count, image_size, channels, bytes_per_value=4):
+    """The bytes `count` decoded images take (float32 by default, as recipes cache them)."""
+    height, width = (int(side) for side in image_size)
+    return int(count) * height * width * int(channels) * bytes_per_value
+
+
+def cache_choice(count, image_size, channels, memory, disk_free):
+    """Where the decoded images of a data set are cached: "memory", "file" or "none".
+
+    Recipes cache their decoded float32 images in memory. That is kept when it takes at
+    most `MEMORY_FRACTION` of the available `memory` (small data: the fastest, and what
+    the embedded sets do). Otherwise the resized uint8 images go to a tf.data file cache
+    when the disk has room for them (twice over, to leave the disk usable), else nothing
+    is cached and every epoch decodes the files again.
+
+    Args:
+        count: images in the data set (every split).
+        memory: bytes of memory available, or None when unknown (then "memory").
+        disk_free: bytes free where the file cache would go, or None for no cache folder.
+    """
+    if memory is None or decoded_bytes(count, image_size, channels) <= MEMORY_FRACTION * memory:
+        return "memory"
+    if disk_free is not None and 2 * decoded_bytes(count, image_size, channels, 1) <= disk_free:
+        return "file"
+    return "none"
+
+
+def image_dataset(paths, labels, image_size, channels, cache_file=None):
+    """Returns an unbatched dataset of `(image, label)` decoded in parallel.
+
+    Args:
+        cache_file: a tf.data file cache prefix: the resized uint8 images are written
+            there on the first pass and read back on the next ones.
+    """
     import tensorflow as tf
 
     image_size = tuple(int(side) for side in image_size)
     dataset = tf.data.Dataset.from_tensor_slices((list(paths), labels))
-    return dataset.map(
+    dataset = dataset.map(
         lambda path, label: (decode_image(path, image_size, channels), label),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
+    if cache_file is not None:
+        dataset = dataset.cache(str(cache_file))
+    return dataset.map(lambda image, label: (as_float(image), label),
+                       num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def load_images(path, image_size, channels, skip_bad_files=False):
-    """Loads one image file or every image under a folder, for prediction.
+def list_images(path, skip_bad_files=False, channels=3):
+    """The image files to predict: one image file, or every image under a folder.
 
-    Every file under a folder with an image extension is used, at any depth;
-    other files are ignored with a count on stderr.
-
-    Returns:
-        `(file_paths, images)` with images a float32 array in [0, 255].
+    Every file under a folder with an image extension is used, at any depth, in sorted
+    order; other files are ignored with a count on stderr.
 
     Raises:
         DataError: for a missing path, a folder without images or undecodable
             images (unless `skip_bad_files`).
     """
-    import tensorflow as tf
-
     path = Path(path)
     if path.is_dir():
-        paths = sorted(str(p) for p in path.rglob("*")
-                       if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        found = path.rglob("*")
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            found = tqdm(found, desc="Listing files", unit="file", file=sys.stderr,
+                         leave=False)
+        paths = sorted(str(p) for p in found
+                       if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
         if not paths:
             raise DataError(
                 f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under {str(path)!r}."
             )
+        if len(paths) >= PROGRESS_FROM:
+            _note(f"Found {len(paths):,} image file(s) under {str(path)!r}.")
         _report_ignored(str(path), paths, top_level=False)
-        paths = [paths[i] for i in drop_bad_images(paths, skip_bad_files, str(path), channels)]
-    elif path.is_file():
-        paths = [str(path)]
+        return [paths[i] for i in drop_bad_images(paths, skip_bad_files, str(path), channels)]
+    if path.is_file():
         reason = _decodable(str(path), channels)
         if reason is not None:
             raise DataError(f"Cannot decode image {str(path)!r} ({reason}); supported: "
                             f"{', '.join(IMAGE_EXTENSIONS)}.")
-    else:
-        raise DataError(f"Input not found: {str(path)!r}.")
-    dataset = tf.data.Dataset.from_tensor_slices(paths).map(
-        lambda file: decode_image(file, tuple(int(side) for side in image_size), channels),
-        num_parallel_calls=tf.data.AUTOTUNE)
-    images = np.stack(list(dataset.as_numpy_iterator())).astype(np.float32)
+        return [str(path)]
+    raise DataError(f"Input not found: {str(path)!r}.")
+
+
+def image_batches(paths, image_size, channels, batch_size=32):
+    """Batches of float32 images in [0, 255] read from `paths` in order, decoded in parallel.
+
+    Memory holds a few batches, however many files there are.
+    """
+    import tensorflow as tf
+
+    image_size = tuple(int(side) for side in image_size)
+    dataset = tf.data.Dataset.from_tensor_slices(list(paths)).map(
+        lambda file: as_float(decode_image(file, image_size, channels)),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def load_images(path, image_size, channels, skip_bad_files=False):
+    """Loads one image file or every image under a folder into one array.
+
+    For a few images (tests, serving); `list_images` and `image_batches` stream.
+
+    Returns:
+        `(file_paths, images)` with images a float32 array in [0, 255].
+    """
+    paths = list_images(path, skip_bad_files, channels)
+    images = np.concatenate(list(image_batches(paths, image_size, channels).as_numpy_iterator()))
     return paths, images

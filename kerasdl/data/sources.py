@@ -1,10 +1,16 @@
 """Resolves a data argument to train/validation/test datasets and a spec."""
 
+import atexit
 import dataclasses
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from kerasdl import diskspace
+from kerasdl import settings as run_settings
 from kerasdl.data import images as image_files
 from kerasdl.data import series
 from kerasdl.data import tabular
@@ -118,7 +124,7 @@ def _keep_classes(splits, names):
 
     def keep(dataset):
         dataset = dataset.map(lambda x, y: (x, tf.gather(mapping, tf.cast(y, tf.int32))))
-        return dataset.filter(lambda x, y: y >= 0).cache()
+        return _cached(dataset.filter(lambda x, y: y >= 0), splits.spec)
 
     splits.train, splits.validation, splits.test = (
         keep(splits.train), keep(splits.validation), keep(splits.test))
@@ -147,10 +153,22 @@ def _limit_train(splits, count, seed):
         x, y = splits.arrays["train"]
         splits.arrays = {**splits.arrays, "train": (x[keep], y[keep])}
         splits.train = tf.data.Dataset.from_tensor_slices(splits.arrays["train"])
-    else:
+    elif splits.spec.get("cache", "memory") == "memory":
         splits.train = splits.train.shuffle(max(available, 1), seed=seed).take(count).cache()
+    else:  # the same examples each epoch, without a buffer of every decoded image
+        import tensorflow as tf
+
+        keep = tf.constant(np.random.default_rng(seed).permutation(available)[:count])
+        splits.train = (splits.train.enumerate()
+                        .filter(lambda i, example: tf.reduce_any(tf.equal(i, keep)))
+                        .map(lambda i, example: example))
     if splits.spec.get("num_examples"):
         splits.spec["num_examples"] = {**splits.spec["num_examples"], "train": count}
+
+
+def _cached(dataset, spec):
+    """`dataset` cached in memory when the data's cache choice is memory (see `image_cache`)."""
+    return dataset.cache() if spec.get("cache", "memory") == "memory" else dataset
 
 
 def _exclude_classes(splits, names):
@@ -267,7 +285,8 @@ def _matching(splits, spec):
             f"The data's classes ({', '.join(splits.spec['class_names'])}) differ from the "
             f"model's ({', '.join(spec.get('class_names') or [])})."
         )
-    splits.spec = spec
+    # Read the model's way, cached as this data's size allows.
+    splits.spec = {**spec, "cache": splits.spec.get("cache", "memory")}
     return splits
 
 
@@ -482,12 +501,22 @@ def _shapes(settings):
 def _image_folder(path, settings):
     image_size = [int(side) for side in settings.get("image_size") or (64, 64)]
     channels = int(settings.get("channels", 3))
+    skip_bad_files = bool(settings.get("skip_bad_files"))
     paths, labels, class_names = image_files.list_image_folder(
-        path, skip_bad_files=bool(settings.get("skip_bad_files")), channels=channels)
+        path, skip_bad_files=skip_bad_files, channels=channels, check=False)
+    memory = run_settings.available_memory()
+    cache = image_cache(len(paths), image_size, channels, memory)
+    # Refused before the files are checked (a minute on a large folder).
+    run_settings.check_memory(settings, [*image_size, channels], len(paths), cache, memory)
+    _note_cache(cache, len(paths), image_size, channels, memory)
+    keep = image_files.drop_bad_images(paths, skip_bad_files, str(path), channels)
+    paths, labels = np.array(paths)[keep], labels[keep]
     parts = split_indices(len(paths), labels, settings)
-    paths = np.array(paths)
-    datasets = [image_files.image_dataset(paths[index], labels[index], image_size, channels)
-                for index in parts]
+    folder = cache_folder() if cache == "file" else None
+    datasets = [image_files.image_dataset(
+        paths[index], labels[index], image_size, channels,
+        cache_file=None if folder is None else folder / name)
+        for name, index in zip(("train", "validation", "test"), parts)]
     spec = {
         "task": "image_classification",
         "source": str(path),
@@ -496,5 +525,45 @@ def _image_folder(path, settings):
         "class_names": class_names,
         "num_examples": {name: len(index)
                          for name, index in zip(("train", "validation", "test"), parts)},
+        "cache": cache,
     }
     return Splits(*datasets, spec=spec)
+
+
+def image_cache(count, image_size, channels, memory):
+    """The cache choice for `count` images (`kerasdl.data.images.cache_choice`).
+
+    `memory` is what the system has available; the file cache goes to a folder under
+    the system's temporary folder (`TMPDIR`).
+    """
+    try:
+        disk_free = diskspace.free_bytes(tempfile.gettempdir())
+    except OSError:
+        disk_free = None
+    return image_files.cache_choice(count, image_size, channels, memory, disk_free)
+
+
+def _note_cache(cache, count, image_size, channels, memory):
+    """Says on stderr why images are not cached in memory, and where they go."""
+    if cache == "memory":
+        return
+    size = image_files.decoded_bytes(count, image_size, channels)
+    where = (f"the resized images go to a file cache under {tempfile.gettempdir()!r}"
+             if cache == "file" else
+             "too large for the disk too: the images are decoded again each epoch")
+    print(f"Note: {count:,} decoded images take {size / 2 ** 30:.2f} GiB, more than the "
+          f"memory budget of {image_files.MEMORY_FRACTION * memory / 2 ** 30:.2f} GiB "
+          f"(1/{round(1 / image_files.MEMORY_FRACTION)} of the {memory / 2 ** 30:.1f} GiB "
+          f"available); {where}.", file=sys.stderr)
+
+
+_CACHE_FOLDERS = []
+
+
+def cache_folder():
+    """A new folder for tf.data file caches, removed when the process exits."""
+    folder = Path(tempfile.mkdtemp(prefix="kerasdl-cache-"))
+    if not _CACHE_FOLDERS:
+        atexit.register(lambda: [shutil.rmtree(f, ignore_errors=True) for f in _CACHE_FOLDERS])
+    _CACHE_FOLDERS.append(folder)
+    return folder

@@ -1,0 +1,192 @@
+"""Image folders at scale: peak memory as a folder grows, and training throughput.
+
+Side by side in one run:
+- peak RSS of `kerasdl train cnn --data FOLDER --image-size 64 --epochs 1` (one fresh
+  process each, `ru_maxrss` of the child) on a small and an 8x larger folder of
+  generated JPEGs (issue 16's target: ratio <= 1.3);
+- training throughput from the second epoch on, kerasdl against the plain Keras way,
+  in turn in one process (pairs in alternating order, median of the paired ratios):
+  kerasdl: `load_data` + the cnn recipe's pipeline, as `kerasdl train` builds them;
+  Keras: `keras.utils.image_dataset_from_directory(..., subset="training")
+  .cache().prefetch()`. Both feed the same model (`kerasdl.training.build`, the cnn's
+  defaults), so the figure compares the input pipelines.
+
+The JPEGs (coloured shapes on noisy gradients, two classes) are generated once into
+FOLDER/<count>/ and reused.
+
+    python benchmarks/images_memory.py [--root /tmp/kerasdl-images] [--counts 2000 16000]
+        [--throughput-count 6000] [--pairs 3] [--epochs 2] [--set NAME=VALUE] [--json]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def make_folder(folder, count, size=64, seed=0):
+    """Writes `count` JPEGs of `size` pixels in two class folders (once)."""
+    import numpy as np
+    from PIL import Image
+    from PIL import ImageDraw
+
+    done = folder.parent / f"{folder.name}.complete"
+    if done.exists():
+        return folder
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    for index in range(count):
+        label = index % 2
+        target = folder / f"class{label}"
+        target.mkdir(parents=True, exist_ok=True)
+        base = rng.uniform(0, 255, 3)
+        pixels = (base + 60 * (xx[..., None] - 0.5) + rng.normal(0, 10, (size, size, 3)))
+        image = Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+        draw = ImageDraw.Draw(image)
+        radius = rng.uniform(0.15, 0.3) * size
+        cx, cy = rng.uniform(radius, size - radius, 2)
+        box = [cx - radius, cy - radius, cx + radius, cy + radius]
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        (draw.ellipse if label == 0 else draw.rectangle)(box, fill=colour)
+        image.save(target / f"{index:06d}.jpg", quality=90)
+    done.write_text(str(count))  # beside the folder: not a stray file in it
+    return folder
+
+
+def peak_rss(command):
+    """Peak resident memory (MB) of `command` run in a fresh child process."""
+    probe = ("import resource, subprocess, sys; "
+             "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+             "stderr=subprocess.PIPE, text=True); "
+             "sys.stderr.write(code.stderr[-3000:] if code.returncode else ''); "
+             "print(code.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    result = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True,
+                            text=True, cwd=ROOT)
+    returncode, kilobytes = result.stdout.split()
+    if returncode != "0":
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr}")
+    return int(kilobytes) / 1024
+
+
+def throughput(folder, image_size, pairs, epochs, overrides):
+    """Training samples/s after the first epoch: kerasdl and the Keras way, in turn."""
+    import contextlib
+
+    import keras
+
+    from kerasdl import settings as kerasdl_settings
+    from kerasdl.data import load_data
+    from kerasdl.registry import load_recipe
+    from kerasdl.registry import recipe_info
+    from kerasdl.training import build
+
+    recipe = load_recipe("cnn")
+    settings = kerasdl_settings.resolve(
+        recipe_info("cnn")["defaults"], {},
+        {"data": str(folder), "image_size": [image_size, image_size], "set": overrides})
+    contenders = {}
+    with contextlib.redirect_stdout(sys.stderr):
+        for name, memory in (("kerasdl", None), ("kerasdl_file_cache", 1 << 20)):
+            # The second as if the folder were over the memory budget: the file cache.
+            real = kerasdl_settings.available_memory
+            if memory is not None:
+                kerasdl_settings.available_memory = lambda: memory
+            try:
+                splits = load_data(settings["data"], recipe.TASK, settings)
+            finally:
+                kerasdl_settings.available_memory = real
+            model, hp = build(recipe, splits.spec, settings, splits.train)
+            data = recipe.make_pipeline(splits.train, splits.spec, hp, training=True,
+                                        batch_size=settings["batch_size"])
+            contenders[name] = (model, data, int(splits.spec["num_examples"]["train"]),
+                                splits.spec["cache"])
+        keras_data = keras.utils.image_dataset_from_directory(
+            str(folder), validation_split=0.2, subset="training", seed=1337,
+            image_size=(image_size, image_size), batch_size=settings["batch_size"])
+        keras_count = len(keras_data.file_paths)
+        model, _ = build(recipe, splits.spec, settings, splits.train)
+        contenders["keras"] = (model, keras_data.cache().prefetch(-1), keras_count, "memory")
+    rates = {name: [] for name in contenders}
+
+    class EpochTimes(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self.start)
+
+    with contextlib.redirect_stdout(sys.stderr):
+        for model, data, _, _ in contenders.values():
+            model.fit(data, epochs=1, verbose=0)  # decodes (fills the cache) and traces
+        for pair in range(pairs):
+            for name in (list(contenders) if pair % 2 == 0 else list(contenders)[::-1]):
+                model, data, examples, _ = contenders[name]
+                timer = EpochTimes()
+                timer.times = []
+                model.fit(data, epochs=epochs, verbose=0, callbacks=[timer])
+                rates[name].extend(examples / seconds for seconds in timer.times)
+                print(f"{name}: {', '.join(f'{examples / s:.0f}' for s in timer.times)} "
+                      "samples/s", file=sys.stderr)
+    figures = {"image_size": image_size,
+               "examples": {name: item[2] for name, item in contenders.items()},
+               "cache": {name: item[3] for name, item in contenders.items()}}
+    for name in ("kerasdl", "kerasdl_file_cache"):
+        ratios = [ours / theirs for ours, theirs in zip(rates[name], rates["keras"])]
+        figures[name] = {"samples_per_second": statistics.median(rates[name]),
+                         "median_ratio": statistics.median(ratios),
+                         "ratios": [round(ratio, 3) for ratio in ratios]}
+    figures["keras"] = {"samples_per_second": statistics.median(rates["keras"])}
+    return figures
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default=str(Path(tempfile.gettempdir()) / "kerasdl-images"))
+    parser.add_argument("--counts", type=int, nargs=2, default=[2000, 16000])
+    parser.add_argument("--throughput-count", type=int, default=6000)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], dest="overrides",
+                        help="cnn hyperparameter NAME=VALUE, for every run")
+    parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    root = Path(args.root)
+    overrides = dict(item.split("=", 1) for item in args.overrides)
+    result = {"counts": args.counts, "set": overrides}
+    if not args.skip_rss:
+        rss = {}
+        for count in args.counts:
+            folder = make_folder(root / str(count), count)
+            with tempfile.TemporaryDirectory() as run:
+                command = [sys.executable, "-m", "kerasdl", "train", "cnn", "--data",
+                           str(folder), "--image-size", "64", "--epochs", "1",
+                           "--output", str(Path(run) / "run"),
+                           *[part for item in args.overrides for part in ("--set", item)]]
+                start = time.perf_counter()
+                rss[count] = peak_rss(command)
+                print(f"{count} JPEGs: peak RSS {rss[count]:,.0f} MB "
+                      f"({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+        result["peak_rss_mb"] = rss
+        result["rss_ratio"] = rss[args.counts[1]] / rss[args.counts[0]]
+    if not args.skip_throughput:
+        folder = make_folder(root / str(args.throughput_count), args.throughput_count)
+        result["throughput"] = throughput(folder, 64, args.pairs, args.epochs, overrides)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
