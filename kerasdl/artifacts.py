@@ -45,12 +45,12 @@ class Runtime:
         return np.asarray(self._predict(inputs))
 
 
-def _keras_runtime(model):
+def _keras_runtime(model, recipe=None):
     import tensorflow as tf
 
     from kerasdl.export import servable
 
-    target = servable(model)
+    target = servable(model, recipe)
     shape = tuple(target.input_shape[1:])
     # One traced function for every batch size: Keras' predict_on_batch would trace
     # again for each new batch size a micro-batching server sends.
@@ -153,11 +153,12 @@ def open_artifact(path, unsafe=False):
         return _onnx_runtime(path)
     if path.is_dir() or path.suffix in (".keras", ".h5", ".hdf5"):
         model_path, config = runs.resolve_run(path)
+        recipe = None
         if config:
             from kerasdl.registry import load_recipe
 
-            load_recipe(config["recipe"])  # registers the recipe's custom layers
-        return _keras_runtime(runs.load_model(model_path, unsafe=unsafe))
+            recipe = load_recipe(config["recipe"])  # registers the recipe's custom layers
+        return _keras_runtime(runs.load_model(model_path, unsafe=unsafe), recipe)
     if not path.exists():
         raise RunError(f"Artifact not found: {str(path)!r}.")
     raise RunError(f"Not a model artifact: {str(path)!r}. Valid: {KINDS}.")

@@ -87,7 +87,7 @@ def bench(recipe_name, settings, steps=50, repeats=3):
     recipe = load_recipe(recipe_name)
     seed_everything(settings["seed"])
     splits = load_data(settings["data"], recipe.TASK, settings)
-    splits.spec = model_spec(splits, settings)
+    splits.spec = model_spec(splits, settings, recipe)
     check_fits(settings, splits, default_batch_size=recipe.DEFAULTS.get("batch_size"))
     strategy, accelerator = devices.configure(settings)
     try:

@@ -419,7 +419,7 @@ def _show_params(recipe, as_json):
     module = load_recipe(recipe)
     resolved = settings.resolve(module.DEFAULTS)
     spec = load_data(resolved["data"], module.TASK, resolved).spec
-    if "weights" in module.DEFAULTS:  # the same layers without downloading weights
+    if registry.pretrained_of(module):  # the same layers without downloading weights
         spec = {**spec, "weights": "none"}
     model = module.build_model(keras_tuner.HyperParameters(), spec)
     rows = parameter_rows(model)
@@ -467,6 +467,37 @@ def show(recipe, params, as_json):
     if info["parameters"] is not None:
         _result(f"\nDefault model: {info['parameters']:,} parameters "
                 f"(on {info['defaults'].get('data', 'its default data')})")
+
+
+@cli.command()
+@click.argument("recipe", metavar="RECIPE_OR_FILE", shell_complete=_complete_recipes)
+@click.option("--steps", type=click.IntRange(1, 1000), default=2, show_default=True,
+              help="Training steps run on the default model.")
+@click.option("--data", help="Data to check on instead of the recipe's default data.")
+@click.option("--target", help="Column to predict in a CSV file.")
+@json_option
+def check(recipe, steps, data, target, as_json):
+    """Check that a recipe (a name or a .py file) keeps the recipe contract.
+
+    Reads its declarations, builds its default model, trains a few steps through its
+    own pipeline, saves and reloads it, compares the search space and calls each hook
+    it declares (recipes/README.md). Exits 1 when a rule is broken, naming each one.
+    """
+    registry.recipe_path(recipe)  # an unknown name or a missing file: exit 2, at once
+    _start_tensorflow()
+    from kerasdl.check import check_recipe
+
+    report = check_recipe(recipe, steps=steps, data=data, target=target)
+    if as_json:
+        _result(json.dumps(report, indent=2))
+    else:
+        rows = [(item["check"], "ok" if item["passed"] else "VIOLATED", item["message"])
+                for item in report["checks"]]
+        _result(_table(rows, ("CHECK", "RESULT", "DETAIL")))
+    for item in report["violations"]:
+        click.echo(f"Violation: {item['check']}: {item['message']}", err=True)
+    if report["violations"]:
+        sys.exit(1)
 
 
 @cli.command()
@@ -682,7 +713,7 @@ def bench(recipe, data, target, data_dir, batch_size, steps, repeats, assignment
         **_device_settings(device_options, "bench"),
         "set": hparams.parse_assignments(assignments)})
     settings.check_data(resolved, info_)
-    if "weights" in info_["defaults"] and resolved.get("weights") == "imagenet":
+    if info_["pretrained"] and resolved.get("weights") == "imagenet":
         resolved["weights"] = "none"  # speed does not depend on the weights' values
     _start_tensorflow()
     from kerasdl.bench import bench as run_bench

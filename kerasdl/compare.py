@@ -311,7 +311,7 @@ def _check_variants(recipe_name, base_settings, variants):
     recipe = registry.load_recipe(recipe_name)
     splits = load_data(base_settings["data"], recipe.TASK, base_settings)
     space = keras_tuner.HyperParameters()
-    recipe.build_model(space, model_spec(splits, base_settings))
+    recipe.build_model(space, model_spec(splits, base_settings, recipe))
     recipe.make_pipeline(splits.train, splits.spec, space, training=True, batch_size=8)
     for variant in variants:
         hparams.pinned({**base_settings.get("set", {}), **variant.hyperparameters}, space)

@@ -18,6 +18,7 @@ from kerasdl.data.tabular import read_input_chunks
 from kerasdl.errors import DataError
 from kerasdl.errors import RunError
 from kerasdl.errors import UsageError
+from kerasdl.registry import hook_of
 from kerasdl.registry import load_recipe
 
 SPLITS = ("train", "validation", "test", "all")
@@ -200,7 +201,9 @@ def _output_frame(ids, features, outputs, task, spec, id_name="id"):
     """The prediction rows of examples `ids` (see `predict_chunks`)."""
     result = pd.DataFrame({id_name: ids})
     if task == "reconstruction":
-        errors = np.square(outputs - features / 255.0).reshape(len(ids), -1).mean(axis=1)
+        # A reconstruction run has its recipe, which declares what the model reconstructs.
+        expected = np.asarray(hook_of(recipe, "reconstruction_target")(features))
+        errors = np.square(outputs - expected).reshape(len(ids), -1).mean(axis=1)
         result["reconstruction_error"] = errors
         return result
     if task == "regression":
@@ -260,15 +263,17 @@ def generate(path, num_samples, output, seed=None, force=False, unsafe=False):
     """
     import keras
 
-    model, _, _ = load_run(path, unsafe)
-    if not hasattr(model, "generate"):
-        raise RunError(f"{str(path)!r} is not a generative model (train the gan recipe).")
+    model, _, recipe = load_run(path, unsafe)
+    generate_images = hook_of(recipe, "generate") if recipe is not None else None
+    if generate_images is None:
+        raise RunError(f"{str(path)!r} is not a generative model: generating needs a run "
+                       "folder whose recipe defines `generate` (train the gan recipe).")
     folder = Path(output)
     if folder.is_file() or (folder.is_dir() and any(folder.iterdir()) and not force):
         raise UsageError(f"`--output` {str(folder)!r} exists and is not an empty folder; "
                          "pass --force to write into it.")
     folder.mkdir(parents=True, exist_ok=True)
-    images = np.asarray(model.generate(num_samples, seed=seed)).clip(0, 1) * 255.0
+    images = np.asarray(generate_images(model, num_samples, seed=seed)).clip(0, 1) * 255.0
     paths = []
     for index, image in enumerate(images):
         paths.append(folder / f"sample_{index:05d}.png")

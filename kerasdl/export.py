@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasdl import pretrained
+from kerasdl import registry
 from kerasdl import runs
 from kerasdl.data import load_data
 from kerasdl.errors import KerasdlError
@@ -36,7 +37,7 @@ FORMATS = {
     "saved_model": ("saved_model", 1e-5, 1e-5),
     "tflite": ("model.tflite", 1e-4, 1e-4),
     "onnx": ("model.onnx", 1e-4, 1e-4),
-    # The pretrained base of vgg16 or mobilenet, for `kerasdl train ... --weights FILE`.
+    # The pretrained base a recipe declares (vgg16, mobilenet), for `kerasdl train ... --weights FILE`.
     "base": ("base.weights.h5", 0.0, 1e-6),
 }
 EXTRA = "pip install 'kerasdl[export]' (ai-edge-litert, onnxruntime, tf2onnx)"
@@ -50,14 +51,16 @@ class ExportCheckFailed(KerasdlError):
     """An exported model answers differently from the Keras model."""
 
 
-def servable(model):
-    """The part of a model that serves predictions: a GAN's generator, else the model."""
-    return model.generator if hasattr(model, "generator") else model
+def servable(model, recipe=None):
+    """The part of a model that serves predictions: what the recipe's `serving_model`
+    hook returns (a GAN's generator), else the model."""
+    serving_model = registry.hook_of(recipe, "serving_model") if recipe is not None else None
+    return serving_model(model) if serving_model is not None else model
 
 
 def sample_inputs(model, config, recipe, batch_size=16):
     """A batch of test inputs: the run's own test split, or seeded random inputs."""
-    target = servable(model)
+    target = servable(model, recipe)
     shape = (batch_size, *target.input_shape[1:])
     if config is None or target is not model:
         return np.random.default_rng(0).normal(size=shape).astype("float32")
@@ -271,11 +274,12 @@ def export(path, fmt, output=None, force=False, unsafe=False, quantize=None):
                          "TFLite calibrated on its training split): give a run folder, not a "
                          "bare model file.")
     if fmt == "base":
-        target = pretrained.base_model(model)
+        target = pretrained.base_model(
+            model, registry.pretrained_of(recipe) if recipe is not None else None)
         inputs = np.random.default_rng(0).normal(
             size=(4, *target.input_shape[1:])).astype("float32")
     else:
-        target = servable(model)
+        target = servable(model, recipe)
         inputs = sample_inputs(model, config, recipe)
     expected = np.asarray(target.predict(inputs, verbose=0))
 
@@ -322,7 +326,7 @@ def _measure_quantized(run, artifact, fmt, quantize, target, config, recipe, uns
     from kerasdl.evaluation import evaluate
 
     if fmt == "tflite":
-        float_bytes = len(tflite_bytes(servable(load_run(run, unsafe)[0]),
+        float_bytes = len(tflite_bytes(servable(load_run(run, unsafe)[0], recipe),
                                        Path(f"{artifact}.float"), config=config, recipe=recipe))
     else:
         float_bytes = size_bytes(runs.resolve_run(run)[0])

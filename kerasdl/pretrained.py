@@ -5,9 +5,14 @@ checks VGG16's with an md5 hash, but passes no hash at all for MobileNetV2. kera
 records the sha256 of every weights file of `keras.applications` it uses the first time
 (`kerasdl-sha256.json` beside them) and refuses a file that later differs: a download
 cut short or replaced is caught before training starts, not as poor accuracy.
+
+Which files those are, and which layer of the model is the pretrained base, a recipe
+declares in `PRETRAINED` (recipes/README.md): `{"layer": "base", "weights_files":
+["vgg16_*.h5"]}`. Nothing here knows a recipe by its name.
 """
 
 import contextlib
+import fnmatch
 import hashlib
 import json
 import os
@@ -17,7 +22,8 @@ from pathlib import Path
 from kerasdl.errors import DataError
 
 RECORD = "kerasdl-sha256.json"
-APPLICATION_FILES = re.compile(r"^(vgg16|mobilenet)\S*\.h5$")
+# Without a recipe's `weights_files`: every weights file Keras keeps.
+ALL_WEIGHTS_FILES = ("*.h5",)
 
 
 def models_dir():
@@ -52,11 +58,16 @@ def sha256(path):
     return digest.hexdigest()
 
 
-def verify_downloads(folder=None):
+def verify_downloads(folder=None, patterns=None):
     """Checks each `keras.applications` weights file in `folder` against its sha256 record.
 
     A file seen for the first time is recorded; a file whose sha256 differs from the
     record raises.
+
+    Args:
+        folder: Keras' weights folder (default `models_dir()`).
+        patterns: glob patterns of the file names to check, a recipe's
+            `PRETRAINED["weights_files"]`; by default every `.h5` file.
 
     Raises:
         DataError: naming the file, both hashes and how to fetch it again.
@@ -68,7 +79,8 @@ def verify_downloads(folder=None):
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     changed = False
     for path in sorted(folder.iterdir()):
-        if not APPLICATION_FILES.match(path.name) or not path.is_file():
+        if not path.is_file() or not any(fnmatch.fnmatchcase(path.name, pattern)
+                                         for pattern in patterns or ALL_WEIGHTS_FILES):
             continue
         seen = record.get(path.name)
         digest = sha256(path)
@@ -88,10 +100,22 @@ def verify_downloads(folder=None):
         runs.write_json(record_path, record)
 
 
-def base_model(model):
-    """Returns the nested base model of a transfer model (the layer named `base`)."""
-    for layer in model.layers:
-        if layer.name == "base" and hasattr(layer, "layers"):
-            return layer
-    raise DataError("This run's model has no pretrained base (a layer named `base`); "
-                    "`--format base` exports the base of the vgg16 and mobilenet recipes.")
+def base_model(model, declaration):
+    """Returns the pretrained base of a transfer model: the layer its recipe declares.
+
+    Args:
+        declaration: the recipe's `PRETRAINED` dict (None: the recipe declares no base).
+
+    Raises:
+        DataError: for a recipe without `PRETRAINED`, or a model without that layer.
+    """
+    if not declaration:
+        raise DataError("This run's recipe declares no pretrained base (`PRETRAINED`); "
+                        "`--format base` exports the base of a recipe that does, such as "
+                        "vgg16 and mobilenet.")
+    name = declaration["layer"]
+    try:
+        return model.get_layer(name)
+    except ValueError:
+        raise DataError(f"This run's model has no layer {name!r}, the pretrained base its "
+                        "recipe declares.") from None

@@ -1,21 +1,43 @@
 """Finds recipes and reads what they declare, without importing TensorFlow.
 
-`list_recipes()`, `recipe_info()` and `recipe_source()` read the recipe files as
-text (`ast`), so `kerasdl list`, `show`, `copy` and `--help` stay fast;
-`load_recipe()` imports a recipe module and checks the recipe contract.
+A recipe is named (`cnn`: a file of the package `kerasdl.recipes`) or given as the
+path of a Python file that keeps the contract (`./house_prices.py`; it runs with the
+user's permissions: it is their code). `list_recipes()`, `recipe_info()` and
+`recipe_source()` read recipe files as text (`ast`), so `kerasdl list`, `show`,
+`copy` and `--help` stay fast; `load_recipe()` imports a recipe module and checks
+the names the contract requires (recipes/README.md); `kerasdl.check` checks the rest.
 """
 
 import ast
+import hashlib
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
 from kerasdl.errors import RecipeError
 
 PACKAGE = "kerasdl.recipes"
+# Module names of recipes loaded from a file path (`kerasdl train ./mine.py`).
+FILE_PACKAGE = "kerasdl_recipe_files"
 REQUIRED = ("DEFAULTS", "OBJECTIVE", "TASK", "build_model", "make_pipeline")
 HP_METHODS = ("Int", "Float", "Choice", "Boolean", "Fixed")
+# The TASK vocabulary: what each task's data yields (recipes/README.md, "TASK").
+TASKS = ("classification", "image_classification", "sequence_classification", "regression",
+         "forecasting", "reconstruction", "generation")
+# Optional functions a recipe declares by defining them (recipes/README.md, "Hooks"),
+# each with the arguments the library passes to it.
+HOOKS = {
+    "fit": ("hp", "model", "train_data", "validation_data", "epochs", "initial_epoch",
+            "callbacks", "verbose"),
+    "reconstruction_target": ("images",),
+    "generate": ("model", "num_samples", "seed"),
+    "image_grids": ("model",),
+    "serving_model": ("model",),
+}
+# Hooks a task cannot do without.
+TASK_HOOKS = {"reconstruction": ("reconstruction_target",), "generation": ("generate",)}
 
 
 def recipes_dir():
@@ -37,12 +59,28 @@ def list_recipes():
     )
 
 
+def is_file_reference(recipe):
+    """Whether `recipe` is the path of a recipe file rather than a recipe's name."""
+    text = str(recipe)
+    return text.endswith(".py") or "/" in text or os.sep in text
+
+
 def recipe_path(name):
-    """Returns the file of recipe `name`.
+    """Returns the file of recipe `name`, or the recipe file `name` is the path of.
 
     Raises:
-        RecipeError: when no recipe has that name; the message lists the valid names.
+        RecipeError: when no recipe has that name (the message lists the valid names),
+            or the path is not an existing `.py` file.
     """
+    if is_file_reference(name):
+        path = Path(str(name)).expanduser()
+        if path.suffix != ".py":
+            raise RecipeError(f"A recipe file must be a .py file. Received: {str(name)!r}")
+        if not path.is_file():
+            raise RecipeError(f"Recipe file not found: {str(name)!r}. Give the path of a .py "
+                              "file that keeps the recipe contract, or a recipe name "
+                              f"({', '.join(list_recipes())}).")
+        return path.resolve()
     names = list_recipes()
     if name not in names:
         raise RecipeError(
@@ -51,8 +89,18 @@ def recipe_path(name):
     return recipes_dir() / f"{name}.py"
 
 
+def recipe_reference(recipe):
+    """What a run records to find its recipe again: the name, or the file's absolute path."""
+    return str(recipe_path(recipe)) if is_file_reference(recipe) else recipe
+
+
+def recipe_name(recipe):
+    """A recipe's short name: `cnn`, or a recipe file's stem (`house_prices`)."""
+    return Path(str(recipe)).stem if is_file_reference(recipe) else recipe
+
+
 def recipe_source(name):
-    """Returns the source text of recipe `name`."""
+    """Returns the source text of recipe `name` (a name or a file path)."""
     return recipe_path(name).read_text(encoding="utf-8")
 
 
@@ -63,15 +111,26 @@ def recipe_info(name):
         A dict with `name`, `title`, `description`, `doc` (the whole header),
         `task`, `defaults`, `objective`, `parameters` (the default model's parameter
         count stated in the header, or None), `search_space` (a list of dicts,
-        one per `hp.*` call, in source order) and `has_fit` (whether the recipe
-        trains with its own `fit`).
+        one per `hp.*` call, in source order), `hooks` (the optional functions it
+        defines), `has_fit` (whether the recipe trains with its own `fit`) and
+        `pretrained` (its `PRETRAINED` declaration, or None).
+
+    Raises:
+        RecipeError: for an unknown name, a missing file, or a file that is not Python.
     """
-    tree = ast.parse(recipe_source(name))
+    source = recipe_source(name)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        raise RecipeError(f"Recipe {str(name)!r} is not valid Python: {error.msg} at line "
+                          f"{error.lineno}.") from None
     doc = ast.get_docstring(tree) or ""
     lines = doc.splitlines()
     nodes = _constant_nodes(tree)
     constants = {name: _literal(node, nodes) for name, node in nodes.items()}
     description = next((line for line in lines[1:] if line.strip()), "")
+    functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    name = recipe_name(name)
     return {
         "name": name,
         "title": lines[0] if lines else name,
@@ -82,8 +141,9 @@ def recipe_info(name):
         "objective": _objective(nodes.get("OBJECTIVE")),
         "parameters": _stated_parameters(lines),
         "search_space": _search_space(tree, nodes),
-        "has_fit": any(isinstance(node, ast.FunctionDef) and node.name == "fit"
-                       for node in tree.body),
+        "hooks": [hook for hook in HOOKS if hook in functions],
+        "has_fit": "fit" in functions,
+        "pretrained": constants.get("PRETRAINED"),
     }
 
 
@@ -230,12 +290,56 @@ def data_sets():
 
 
 def load_recipe(name):
-    """Imports recipe `name` and checks that it keeps the recipe contract.
+    """Imports recipe `name` (a name or a file path) and checks the contract's names.
+
+    A recipe file is imported as a module of its own (its code runs with the user's
+    permissions), once per process.
 
     Raises:
-        RecipeError: for an unknown name or a module missing a contract name.
+        RecipeError: for an unknown name or file, a file that fails to import, or a
+            module missing a required name, with a TASK outside the vocabulary, or
+            without a hook its task needs; the message names what is missing.
     """
     path = recipe_path(name)
+    if is_file_reference(name):
+        module = _import_file(path)
+    else:
+        module = _import_packaged(name, path)
+    missing = [attr for attr in REQUIRED if not hasattr(module, attr)]
+    if missing:
+        raise RecipeError(
+            f"Recipe {str(name)!r} breaks the recipe contract: it lacks {', '.join(missing)} "
+            "(see recipes/README.md)."
+        )
+    if module.TASK not in TASKS:
+        raise RecipeError(f"Recipe {str(name)!r} breaks the recipe contract: TASK must be one "
+                          f"of {', '.join(TASKS)}. Received: TASK={module.TASK!r}")
+    needed = [hook for hook in TASK_HOOKS.get(module.TASK, ()) if hook_of(module, hook) is None]
+    if needed:
+        raise RecipeError(f"Recipe {str(name)!r} breaks the recipe contract: a "
+                          f"{module.TASK} recipe defines {', '.join(needed)} (see "
+                          "recipes/README.md).")
+    return module
+
+
+def hook_of(recipe, name):
+    """The optional function `name` a recipe module declares (defines), or None.
+
+    The one place the library asks whether a recipe offers a hook; `name` must be one
+    of the contract's `HOOKS`.
+    """
+    if name not in HOOKS:
+        raise ValueError(f"Unknown recipe hook: {name!r}. Valid hooks: {', '.join(HOOKS)}")
+    function = getattr(recipe, name, None)
+    return function if callable(function) else None
+
+
+def pretrained_of(recipe):
+    """A recipe's `PRETRAINED` declaration (a dict), or None for a recipe without one."""
+    return getattr(recipe, "PRETRAINED", None)
+
+
+def _import_packaged(name, path):
     module_name = f"{PACKAGE}.{name}"
     if importlib.util.find_spec(PACKAGE) is None and PACKAGE not in sys.modules:
         # A checkout that was not installed: register `recipes/` as kerasdl.recipes.
@@ -246,10 +350,27 @@ def load_recipe(name):
         package = importlib.util.module_from_spec(spec)
         sys.modules[PACKAGE] = package
         spec.loader.exec_module(package)
-    module = importlib.import_module(module_name)
-    missing = [attr for attr in REQUIRED if not hasattr(module, attr)]
-    if missing:
-        raise RecipeError(
-            f"Recipe {name!r} breaks the recipe contract: it lacks {', '.join(missing)}."
-        )
+    return importlib.import_module(module_name)
+
+
+def _import_file(path):
+    """Imports the recipe file `path` once per process, as a module of its own name."""
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    stem = "".join(ch if ch.isalnum() else "_" for ch in path.stem)
+    module_name = f"{FILE_PACKAGE}.{stem}_{digest}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[module_name]
+        where = ""
+        if isinstance(error, SyntaxError) and error.lineno:
+            where = f" at line {error.lineno}"
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise RecipeError(f"Recipe file {str(path)!r} fails to import{where}: "
+                          f"{type(error).__name__}: {message}") from None
     return module

@@ -318,6 +318,11 @@ def check_data(settings, info=None):
     if info is not None:  # the recipe's search space, read without TensorFlow
         from kerasdl.hparams import check_overrides
 
+        if settings.get("weights") is not None and not info.get("pretrained"):
+            raise UsageError(f"`--weights` is for recipes that declare a pretrained base "
+                             f"(PRETRAINED: vgg16, mobilenet); {info['name']} has none. "
+                             f"Received: --weights {settings['weights']}")
+
         check_overrides(settings.get("set") or {}, info["search_space"])
         check_epoch_parameters(settings, info["search_space"])
 

@@ -2,7 +2,6 @@
 
 import contextlib
 import datetime
-import inspect
 import json
 import os
 import platform
@@ -27,6 +26,7 @@ from kerasdl import locks
 from kerasdl import plots
 from kerasdl import pretrained
 from kerasdl import progress
+from kerasdl import registry
 from kerasdl import runs
 from kerasdl.data import load_data
 from kerasdl.errors import KerasdlError
@@ -71,8 +71,9 @@ def build(recipe, spec, settings, train_data, strategy=None):
         UsageError: for an unknown hyperparameter or a value outside its domain.
     """
     imagenet = spec.get("weights") == "imagenet"
+    weights_files = (registry.pretrained_of(recipe) or {}).get("weights_files")
     if imagenet:
-        pretrained.verify_downloads()  # before Keras loads a file that changed
+        pretrained.verify_downloads(patterns=weights_files)  # before Keras loads a changed file
     space = keras_tuner.HyperParameters()
     with pretrained.downloads():
         recipe.build_model(space, spec)
@@ -86,7 +87,7 @@ def build(recipe, spec, settings, train_data, strategy=None):
         model = recipe.build_model(hp, spec)
     apply_execution_settings(model, settings)
     if imagenet:
-        pretrained.verify_downloads()  # records a file downloaded just now
+        pretrained.verify_downloads(patterns=weights_files)  # records a file downloaded now
     return model, hp
 
 
@@ -111,9 +112,17 @@ def apply_execution_settings(model, settings):
     model.steps_per_execution = steps or DEFAULT_STEPS_PER_EXECUTION
 
 
-def model_spec(splits, settings):
-    """The data's spec, plus the `weights` setting for recipes that take pretrained weights."""
+def model_spec(splits, settings, recipe=None):
+    """The data's spec, plus the `weights` setting for recipes that take pretrained weights.
+
+    Raises:
+        UsageError: for `weights` given to a recipe that declares no `PRETRAINED`.
+    """
     if settings.get("weights") is not None:
+        if recipe is not None and not registry.pretrained_of(recipe):
+            raise UsageError(f"`weights` is for recipes that declare a pretrained base "
+                             f"(PRETRAINED, such as vgg16 and mobilenet); this one has none. "
+                             f"Received: weights={settings['weights']}")
         return {**splits.spec, "weights": settings["weights"]}
     return splits.spec
 
@@ -204,7 +213,7 @@ def train(recipe_name, settings, command=None, resume=None):
         recipe_name, settings = previous["recipe"], dict(previous["settings"])
     recipe = load_recipe(recipe_name)
     multiworker = settings.get("strategy") == "multiworker"
-    if multiworker and getattr(recipe, "fit", None) is not None:
+    if multiworker and registry.hook_of(recipe, "fit") is not None:
         raise UsageError(f"`--strategy multiworker` trains recipes that use `model.fit`; "
                          f"{recipe_name} has its own `fit`. Valid here: --strategy auto, "
                          "default or mirrored.")
@@ -215,7 +224,7 @@ def train(recipe_name, settings, command=None, resume=None):
     try:
         seed_everything(settings["seed"])
         splits = load_data(settings["data"], recipe.TASK, settings)
-        splits.spec = model_spec(splits, settings)
+        splits.spec = model_spec(splits, settings, recipe)
         # An impossible batch or image size.
         check_fits(settings, splits, default_batch_size=recipe.DEFAULTS.get("batch_size"))
         if multiworker and not distributed.is_chief():
@@ -541,15 +550,17 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
         HistoryLogger(str(run_dir / "history.csv"), append=resumed),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
     ]
-    if hasattr(model, "generate"):
-        callbacks.append(SampleGrid(run_dir / "plots", every=max(1, settings["epochs"] // 5)))
+    generate = registry.hook_of(recipe, "generate")
+    if generate is not None:
+        callbacks.append(SampleGrid(generate, run_dir / "plots",
+                                    every=max(1, settings["epochs"] // 5)))
     if settings.get("early_stopping") and validation_data is not None:
         # KeepBest restores the best epoch, also after a resume.
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, mode=mode, patience=settings["early_stopping"]))
     if settings.get("gradients"):
         callbacks.append(GradientNorms(next(iter(train_data)), run_dir / "gradients.csv"))
-    fit = getattr(recipe, "fit", None)
+    fit = registry.hook_of(recipe, "fit")
     returned = None
     # Progress bars on a terminal, one line per epoch in logs.
     verbose = progress.verbosity()
@@ -558,12 +569,10 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
     # Keras prints progress to stdout; stdout is kept for results (the run path).
     with contextlib.redirect_stdout(sys.stderr):
         if fit is not None:
-            resume_at = {}
-            if resumed and "initial_epoch" in inspect.signature(fit).parameters:
-                resume_at["initial_epoch"] = backup_epoch(run_dir)
+            # The contract's `fit` takes `initial_epoch`: where a resumed run continues.
             returned = fit(hp, model, train_data, validation_data=validation_data,
                            epochs=settings["epochs"], callbacks=callbacks, verbose=verbose,
-                           **resume_at)
+                           initial_epoch=backup_epoch(run_dir) if resumed else 0)
         elif distributed.is_multiworker(model.distribute_strategy):
             distributed.fit(model, train_data, validation_data=validation_data,
                             epochs=settings["epochs"], callbacks=callbacks, verbose=verbose,
@@ -615,7 +624,7 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
         "num_examples": splits.spec.get("num_examples"),
     }
     if splits.spec["task"] == "reconstruction" and splits.spec.get("excluded_classes"):
-        metrics["anomaly_roc_auc"] = anomaly_roc_auc(model, splits)
+        metrics["anomaly_roc_auc"] = anomaly_roc_auc(model, splits, recipe)
     if splits.spec["task"] in CLASSIFICATION:
         labels, predictions = predict_dataset(model, test_data)
         labels = labels.argmax(axis=-1) if labels.ndim > 1 else labels
@@ -630,7 +639,7 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
     if (run_dir / "gradients.csv").exists():
         plots.gradient_norms(pd.read_csv(run_dir / "gradients.csv"),
                              run_dir / "plots" / "gradient_norms.png")
-    task_plots(model, splits.spec, test_data, run_dir / "plots")
+    task_plots(model, splits.spec, test_data, run_dir / "plots", recipe)
     return metrics
 
 
@@ -663,25 +672,32 @@ class GradientNorms(keras.callbacks.Callback):
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Writes a grid of generated samples every `every` epochs, from fixed codes."""
+    """Writes a grid of generated samples every `every` epochs, from fixed codes.
 
-    def __init__(self, folder, every=10, num_samples=64):
+    Args:
+        generate: the recipe's `generate(model, num_samples, seed=None)` hook.
+    """
+
+    def __init__(self, generate, folder, every=10, num_samples=64):
         super().__init__()
+        self.generate = generate
         self.folder, self.every, self.num_samples = folder, every, num_samples
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0:
-            images = np.asarray(self.model.generate(self.num_samples, seed=0))
+            images = np.asarray(self.generate(self.model, self.num_samples, seed=0))
             plots.image_grid(images, self.folder / f"samples_epoch_{epoch + 1:03d}.png",
                              title=f"Epoch {epoch + 1}")
 
 
-def anomaly_roc_auc(model, splits):
+def anomaly_roc_auc(model, splits, recipe):
     """ROC AUC of the reconstruction error at telling the excluded classes from the rest.
 
     Scored on the test split, which holds every class; 1.0 ranks every example of an
-    excluded class above every other example.
+    excluded class above every other example. The error is measured against the
+    recipe's declared `reconstruction_target`.
     """
+    target = registry.hook_of(recipe, "reconstruction_target")
     from sklearn.metrics import roc_auc_score
 
     excluded = [splits.spec["class_names"].index(name) for name in splits.spec["excluded_classes"]]
@@ -689,7 +705,8 @@ def anomaly_roc_auc(model, splits):
     for x, y in splits.test.batch(256):
         # `predict`, not `predict_on_batch`: every example under a tf.distribute strategy.
         outputs = np.asarray(model.predict(x, batch_size=256, verbose=0))
-        errors.append(np.square(outputs - x.numpy() / 255.0).reshape(len(x), -1).mean(axis=1))
+        expected = np.asarray(target(x.numpy()))
+        errors.append(np.square(outputs - expected).reshape(len(x), -1).mean(axis=1))
         labels.append(np.isin(y.numpy(), excluded))
     return float(roc_auc_score(np.concatenate(labels), np.concatenate(errors)))
 
@@ -697,11 +714,19 @@ def anomaly_roc_auc(model, splits):
 CLASSIFICATION = ("image_classification", "classification", "sequence_classification")
 
 
-def task_plots(model, spec, test_data, folder):
-    """Writes the plot that shows a task's result best, from the test split."""
+def task_plots(model, spec, test_data, folder, recipe):
+    """Writes the plot that shows a task's result best, from the test split.
+
+    Then the image grids the recipe's `image_grids` hook returns (learned filters,
+    samples from a prior), one `<name>.png` each.
+    """
     task = spec["task"]
+    grids = registry.hook_of(recipe, "image_grids")
+    for name, (images, title) in (grids(model) if grids is not None else {}).items():
+        plots.image_grid(np.asarray(images), folder / f"{name}.png", title=title)
     if task == "generation":
-        plots.image_grid(np.asarray(model.generate(64)), folder / "samples.png",
+        generate = registry.hook_of(recipe, "generate")
+        plots.image_grid(np.asarray(generate(model, 64)), folder / "samples.png",
                          title="Generated samples")
         return
     labels, predictions = predict_dataset(model, test_data)
@@ -718,9 +743,3 @@ def task_plots(model, spec, test_data, folder):
                                   spec.get("target", "target"), folder / "predictions.png")
     elif task == "reconstruction":
         plots.reconstructions(labels[:10], predictions[:10], folder / "reconstructions.png")
-        if hasattr(model, "filter_images"):
-            plots.image_grid(np.asarray(model.filter_images()), folder / "filters.png",
-                             title="Learned filters")
-        if hasattr(model, "sample"):
-            plots.image_grid(np.asarray(model.sample(64)), folder / "prior_samples.png",
-                             title="Decoded from the prior")

@@ -40,6 +40,7 @@ from kerasdl import warmstart
 from kerasdl.data import load_data
 from kerasdl.errors import RunError
 from kerasdl.errors import UsageError
+from kerasdl.registry import hook_of
 from kerasdl.registry import load_recipe
 from kerasdl.settings import check_fits
 from kerasdl.training import apply_execution_settings
@@ -108,7 +109,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
 
     def fit(self, hp, model, *args, **kwargs):
         train_data, validation_data, _ = pipelines(self.recipe, self.splits, hp, self.batch_size)
-        recipe_fit = getattr(self.recipe, "fit", None)
+        recipe_fit = hook_of(self.recipe, "fit")
         if recipe_fit is not None:
             return recipe_fit(hp, model, train_data, validation_data=validation_data, **kwargs)
         return model.fit(train_data, validation_data=validation_data, shuffle=False, **kwargs)
@@ -538,7 +539,7 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
                                        directory=directory)
     seed_everything(settings["seed"])
     splits = load_data(settings["data"], recipe.TASK, settings)
-    splits.spec = model_spec(splits, settings)
+    splits.spec = model_spec(splits, settings, recipe)
     check_fits(settings, splits, default_batch_size=recipe.DEFAULTS.get("batch_size"))
     meta = _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials,
                         objective_from(objective, recipe), directory)
@@ -636,7 +637,7 @@ def worker_main(directory):
         settings = meta["settings"]
         seed_everything(settings["seed"])
         splits = load_data(settings["data"], recipe.TASK, settings)
-        splits.spec = model_spec(splits, settings)
+        splits.spec = model_spec(splits, settings, recipe)
         run_search(meta, recipe, splits, verbose=2)
     except KeyboardInterrupt:
         print("Error: stopped by its launcher.", flush=True)

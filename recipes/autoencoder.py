@@ -153,11 +153,17 @@ class VAE(keras.Model):
         return cls(**config)
 
 
+def reconstruction_target(images):
+    """What the model reconstructs from images in [0, 255]: the images in [0, 1]."""
+    return images / 255.0
+
+
 def make_pipeline(ds, spec, hp, training, batch_size=32):
     """Pairs each image with itself in [0, 1]; adds noise to the inputs for `denoising`."""
     variant = _variant(hp)
     noise_stddev = hp.Float("noise_stddev", 0.05, 0.5, step=0.05, default=0.2)
-    ds = ds.map(lambda x, y: (x, x / 255.0), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda x, y: (x, reconstruction_target(x)),
+                num_parallel_calls=tf.data.AUTOTUNE)
     if spec.get("cache", "memory") == "memory":  # else cached in a file, or too large
         ds = ds.cache()
     if training:
@@ -170,6 +176,13 @@ def make_pipeline(ds, spec, hp, training, batch_size=32):
 
         ds = ds.map(add_noise, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def image_grids(model):
+    """The variational autoencoder's images decoded from its prior, for `plots/`."""
+    if isinstance(model, VAE):
+        return {"prior_samples": (model.sample(64), "Decoded from the prior")}
+    return {}
 
 
 def _encoder_body(inputs, variant, units):
@@ -258,6 +271,7 @@ if __name__ == "__main__":
     model.fit(make_pipeline(train, spec, hp, training=True), epochs=10, verbose=2)
 
     def error(x):
-        return float(np.mean((np.asarray(model.predict(x, verbose=0)) - x / 255.0) ** 2))
+        return float(np.mean((np.asarray(model.predict(x, verbose=0))
+                              - reconstruction_target(x)) ** 2))
 
     print(f"Reconstruction error: blobs {error(images[900:]):.4f}, the bar {error(bar):.4f}")

@@ -196,6 +196,16 @@ def build_model(hp, spec):
     return model
 
 
+def generate(model, num_samples, seed=None):
+    """`num_samples` generated images in [0, 1]; the same seed gives the same images."""
+    return model.generate(num_samples, seed=seed)
+
+
+def serving_model(model):
+    """What export writes and serve serves: the generator (latent codes in, images out)."""
+    return model.generator
+
+
 def mmd(real, fake):
     """Maximum mean discrepancy of two image sets, Gaussian kernel, median bandwidth."""
     real = np.asarray(real, "float64").reshape(len(real), -1)

@@ -37,6 +37,10 @@ TASK = "image_classification"
 DEFAULTS = {"data": "shapes", "epochs": 10, "batch_size": 32, "image_size": [96, 96],
             "weights": "imagenet"}
 OBJECTIVE = "val_accuracy"
+# Takes `--weights` (imagenet, none or a base weights file): the base is the layer
+# named "base"; Keras keeps its ImageNet weights in these files (sha256-checked).
+PRETRAINED = {"layer": "base",
+              "weights_files": ["mobilenet_v2_weights_*.h5", "weights_mobilenet_v3_*.h5"]}
 
 APPLICATIONS = {
     "v2": (keras.applications.MobileNetV2, keras.applications.mobilenet_v2.preprocess_input),

@@ -127,14 +127,25 @@ class RBM(keras.Model):
                 "hidden_units": self.hidden_units, "cd_steps": self.cd_steps, "seed": self.seed}
 
 
+def reconstruction_target(images):
+    """What the model reconstructs from images in [0, 255]: the images in [0, 1]."""
+    return images / 255.0
+
+
 def make_pipeline(ds, spec, hp, training, batch_size=32):
     """Pairs each image with itself in [0, 1], the reconstruction target."""
-    ds = ds.map(lambda x, y: (x, x / 255.0), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda x, y: (x, reconstruction_target(x)),
+                num_parallel_calls=tf.data.AUTOTUNE)
     if spec.get("cache", "memory") == "memory":  # else cached in a file, or too large
         ds = ds.cache()
     if training:
         ds = ds.shuffle(4096)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def image_grids(model):
+    """The hidden units' weights as images, for `plots/`."""
+    return {"filters": (model.filter_images(), "Learned filters")}
 
 
 def build_model(hp, spec):

@@ -38,6 +38,9 @@ TASK = "image_classification"
 DEFAULTS = {"data": "shapes", "epochs": 10, "batch_size": 32, "image_size": [64, 64],
             "weights": "imagenet"}
 OBJECTIVE = "val_accuracy"
+# Takes `--weights` (imagenet, none or a base weights file): the base is the layer
+# named "base"; Keras keeps its ImageNet weights in these files (sha256-checked).
+PRETRAINED = {"layer": "base", "weights_files": ["vgg16_weights_*.h5"]}
 
 def make_pipeline(ds, spec, hp, training, batch_size=32):
     """Resizes to the model's image size, makes grayscale RGB, batches; augments in training.
