@@ -1112,4 +1112,8 @@ def main():
         from kerasdl.supervisor import child_setup
 
         child_setup()
+    if os.environ.get("TF_CONFIG"):  # a multi-worker process: SIGTERM while it waits for peers
+        from kerasdl.distributed import import_tensorflow_with_sigterm_blocked
+
+        import_tensorflow_with_sigterm_blocked()
     cli()

@@ -10,6 +10,7 @@ the metrics' variables are summed over every replica of every worker. The callba
 are Keras's own (backups, history, TensorBoard, early stopping, progress).
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -116,12 +117,54 @@ def _unreachable_peers():
     return missing
 
 
+_DONE = b"done"
+_POLL = 0.2
+
+
+def _pending(pid):
+    """The signal numbers pending for the process `pid` (blocked and not yet delivered)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            lines = status.read().splitlines()
+    except OSError:
+        return set()
+    bits = 0
+    for line in lines:
+        if line.startswith(("ShdPnd:", "SigPnd:")):
+            bits |= int(line.split()[1], 16)
+    return {number for number in range(1, 65) if bits >> (number - 1) & 1}
+
+
 def _watch_peers(parent, timeout):
     """A small process that ends a worker stuck waiting for its cluster (see below)."""
     import select
 
-    ready, _, _ = select.select([sys.stdin], [], [], timeout)
-    if ready or os.getppid() != parent:  # the wait ended (its end of the pipe closed)
+    def say(text):
+        missing = _unreachable_peers()
+        print(f"Error: {text}; not reachable: "
+              f"{', '.join(missing) or 'none (a worker started but did not join)'}.",
+              file=sys.stderr, flush=True)
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([sys.stdin], [], [], _POLL)
+        if ready:
+            if os.read(sys.stdin.fileno(), 16).startswith(_DONE):
+                return  # the wait ended: the worker goes on, or reports its own error
+            # The worker died during the wait (SIGINT's default action, or a crash).
+            say("stopped while waiting for the cluster in TF_CONFIG; nothing was trained "
+                "or written")
+            return
+        if os.getppid() != parent:
+            return
+        if signal.SIGTERM in _pending(parent):
+            # Blocked in the worker while it waits (TensorFlow's own handler would catch
+            # it and go on waiting): it ends the worker as Ctrl-C does.
+            say("stopped by SIGTERM while waiting for the cluster in TF_CONFIG; nothing was "
+                "trained or written")
+            os.kill(parent, signal.SIGINT)
+            return
+    if os.getppid() != parent:
         return
     missing = _unreachable_peers()
     print(f"Error: waited {timeout:g} s for the cluster in TF_CONFIG; not reachable: "
@@ -134,12 +177,20 @@ class _bounded_wait_for_peers:
     """Bounds TensorFlow's wait for the cluster, which blocks in native code.
 
     While MultiWorkerMirroredStrategy connects to every worker, the main thread is in
-    C++ holding the GIL: no Python code runs, in any thread. So for that time SIGINT
-    gets its default action (the process ends at once; nothing is written yet; SIGTERM
-    is caught by TensorFlow's own preemption notifier, installed during the wait, and
-    ends the process only at the timeout), and a watcher process, after `peer_timeout()` seconds, names the
-    workers it cannot reach and sends SIGHUP, whose handler is libc's `_exit` (a C
-    function, called with the signal's number, 1): the exit status of a failure.
+    C++ holding the GIL: no Python code runs, in any thread, and TensorFlow installs its
+    own SIGTERM handler (its preemption notifier, which only takes note). So for that
+    time a watcher process does what the worker cannot:
+    - SIGINT gets its default action: the worker ends at once (nothing is written yet;
+      exit status "killed by SIGINT", 130 in a shell) and the watcher, seeing it gone
+      before the wait ended, says so in one line;
+    - SIGTERM is blocked in the worker, so it stays pending where TensorFlow's handler
+      cannot take it; the watcher sees it pending (/proc), says so in one line and ends
+      the worker with SIGINT, within a fraction of a second;
+    - after `peer_timeout()` seconds the watcher names the workers it cannot reach and
+      sends SIGHUP, whose handler is libc's `_exit` (a C function, called with the
+      signal's number, 1): the exit status of a failure.
+    When the wait ends, the handlers are restored and SIGTERM unblocked: one that came
+    in the last fraction of a second is then handled as during training.
     """
 
     def __enter__(self):
@@ -148,12 +199,16 @@ class _bounded_wait_for_peers:
 
         self.timeout = peer_timeout()
         self.previous = {}
+        self.blocked = False
         if threading.current_thread() is threading.main_thread():
             self.previous = {sig: signal.signal(sig, signal.SIG_DFL)
                              for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
             libc = ctypes.CDLL(None)
             libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
             libc.signal(signal.SIGHUP, ctypes.cast(libc._exit, ctypes.c_void_p))
+            # Threads TensorFlow starts during the wait inherit the mask.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+            self.blocked = True
         self.watcher = subprocess.Popen(
             [sys.executable, "-c", "import sys; from kerasdl.distributed import _watch_peers; "
              "_watch_peers(int(sys.argv[1]), float(sys.argv[2]))", str(os.getpid()),
@@ -161,11 +216,32 @@ class _bounded_wait_for_peers:
         return self
 
     def __exit__(self, *exc):
-        self.watcher.stdin.close()
+        with contextlib.suppress(OSError):
+            self.watcher.stdin.write(_DONE)
+            self.watcher.stdin.close()
         self.watcher.wait()
         for sig, old in self.previous.items():
             signal.signal(sig, old)
+        if self.blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         return False
+
+
+def import_tensorflow_with_sigterm_blocked():
+    """Imports TensorFlow with SIGTERM blocked, so the threads it starts never take it.
+
+    Threads inherit the signal mask of the thread that starts them. TensorFlow starts
+    threads when it is imported; were SIGTERM open in them, the kernel could hand it
+    to one while the main thread waits for the cluster, where TensorFlow's own handler
+    would swallow it (`_bounded_wait_for_peers`). The main thread unblocks it again.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def is_multiworker(strategy):

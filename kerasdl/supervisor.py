@@ -39,6 +39,9 @@ class Interrupted(KerasdlError):
 
 
 def _exit_when_orphaned(parent):
+    # Signals to this process go to the main thread (a multi-worker wait blocks SIGTERM
+    # there for the watcher to see it pending: `kerasdl.distributed`).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     while True:
         time.sleep(0.5)
         if os.getppid() != parent:
