@@ -180,7 +180,8 @@ def predict_chunks(path, input_path, batch_size=32, unsafe=False, skip_bad_files
             outputs = np.asarray(model.predict_on_batch(features))
             chunk = ids[start:start + len(outputs)]
             start += len(outputs)
-            yield _output_frame(chunk, np.asarray(features), outputs, task, spec)
+            yield _output_frame(chunk, np.asarray(features), outputs, task, spec,
+                                recipe=recipe)
         return
     if not (source.is_file() and source.suffix.lower() in (".csv", ".tsv", ".txt")):
         form = {"forecasting": "a CSV series (rows in time order)",
@@ -194,10 +195,10 @@ def predict_chunks(path, input_path, batch_size=32, unsafe=False, skip_bad_files
             yield pd.DataFrame({id_name: ids, "horizon": spec["horizon"],
                                 "prediction": outputs.reshape(len(ids), -1)[:, 0]})
         else:
-            yield _output_frame(ids, features, outputs, task, spec, id_name)
+            yield _output_frame(ids, features, outputs, task, spec, id_name, recipe)
 
 
-def _output_frame(ids, features, outputs, task, spec, id_name="id"):
+def _output_frame(ids, features, outputs, task, spec, id_name="id", recipe=None):
     """The prediction rows of examples `ids` (see `predict_chunks`)."""
     result = pd.DataFrame({id_name: ids})
     if task == "reconstruction":
