@@ -134,9 +134,8 @@ def test_tensorboard_hparams_read_back_with_tensorboards_reader(grids):
             str(run / "execution0"), size_guidance={event_accumulator.TENSORS: 0})
         accumulator.Reload()
         content = accumulator.PluginTagToContent(metadata.PLUGIN_NAME)
-        start = [metadata.parse_session_start_info_plugin_data(
-            metadata.parse_plugin_data_content(raw)) for tag, raw in content.items()
-            if tag == metadata.SESSION_START_INFO_TAG]
+        start = [metadata.parse_session_start_info_plugin_data(raw)
+                 for tag, raw in content.items() if tag == metadata.SESSION_START_INFO_TAG]
         assert len(start) == 1, content.keys()
         hparams = {name: value.ListFields()[0][1] for name, value in start[0].hparams.items()}
         validation = event_accumulator.EventAccumulator(
