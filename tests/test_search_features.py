@@ -64,7 +64,8 @@ def test_prune_stops_the_stuck_trial_and_keeps_it_in_the_results(grids):
         record = records[trial_id]
         curve = {int(k): v for k, v in record["curve"].items()}
         assert len(curve) == record["epochs"]
-        decisions = [should_prune(curve, finished, epoch, "max", 3, 2) for epoch in curve]
+        decisions = [should_prune(curve, finished, epoch, "max", 3, 2, final_epoch=6)
+                     for epoch in curve]
         if record["status"] == "pruned":
             assert decisions[-1] and not any(decisions[:-1]), (trial_id, curve, finished)
         else:
