@@ -17,6 +17,8 @@ import click
 from kerasdl import registry
 from kerasdl.errors import KerasdlError
 from kerasdl.errors import UsageError
+from kerasdl.pruning import STARTUP_TRIALS
+from kerasdl.pruning import WARMUP_EPOCHS
 
 # TensorFlow's C++ start-up notices say nothing a user can act on.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -763,10 +765,10 @@ def bench(recipe, data, target, data_dir, batch_size, steps, repeats, assignment
 @click.option("--prune", is_flag=True, help="Stop a trial whose best objective so far is worse "
               "than the median of the completed trials at the same epoch (Optuna's "
               "MedianPruner rule); pruned trials stay in the results as PRUNED.")
-@click.option("--prune-warmup-epochs", type=click.IntRange(min=0), default=1,
+@click.option("--prune-warmup-epochs", type=click.IntRange(min=0), default=WARMUP_EPOCHS,
               show_default=True, help="With --prune: epochs every trial runs before it can "
               "be stopped.")
-@click.option("--prune-startup-trials", type=click.IntRange(min=0), default=2,
+@click.option("--prune-startup-trials", type=click.IntRange(min=0), default=STARTUP_TRIALS,
               show_default=True, help="With --prune: completed trials needed at an epoch "
               "before a trial is stopped there.")
 @click.option("--warm-start", type=click.Path(), metavar="SEARCH_DIR",

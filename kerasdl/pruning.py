@@ -11,7 +11,7 @@ import math
 import statistics
 
 WARMUP_EPOCHS = 1
-STARTUP_TRIALS = 2
+STARTUP_TRIALS = 1
 
 
 def best_so_far(values, direction):
@@ -23,7 +23,7 @@ def best_so_far(values, direction):
 
 
 def should_prune(curve, others, epoch, direction, warmup_epochs=WARMUP_EPOCHS,
-                 startup_trials=STARTUP_TRIALS):
+                 startup_trials=STARTUP_TRIALS, final_epoch=None):
     """Whether a trial stops after `epoch` (1-based, counted from the search's epoch 1).
 
     Args:
@@ -33,6 +33,8 @@ def should_prune(curve, others, epoch, direction, warmup_epochs=WARMUP_EPOCHS,
         direction: `max` or `min`, the objective's.
         warmup_epochs: epochs every trial runs before it can be stopped.
         startup_trials: completed trials reaching `epoch` needed before stopping any.
+        final_epoch: the trial's last epoch: a trial that has run it is complete, as
+            stopping it saves nothing (and it stays a reference for later trials).
 
     Returns:
         True when the trial's best value up to `epoch` is worse than the median of the
@@ -41,7 +43,7 @@ def should_prune(curve, others, epoch, direction, warmup_epochs=WARMUP_EPOCHS,
     """
     if direction not in ("max", "min"):
         raise ValueError(f"direction must be 'max' or 'min'. Received: {direction!r}")
-    if epoch <= warmup_epochs:
+    if epoch <= warmup_epochs or (final_epoch is not None and epoch >= final_epoch):
         return False
     at_epoch = [c[epoch] for c in others
                 if c.get(epoch) is not None and math.isfinite(c[epoch])]

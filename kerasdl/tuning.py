@@ -181,7 +181,7 @@ def _tuner_class(kind, seed=None, objective=None, prune=None):
             self._curve[step] = value if np.isfinite(value) else None
             if prune and pruning.should_prune(self._curve, self._others, step,
                                               objective.direction, prune["warmup_epochs"],
-                                              prune["startup_trials"]):
+                                              prune["startup_trials"], self._final_epoch):
                 self._pruned = True
                 model.stop_training = True
 
@@ -190,6 +190,9 @@ def _tuner_class(kind, seed=None, objective=None, prune=None):
             seed_everything(trial_seed(seed, trial.trial_id))
             folder = Path(self.project_dir) / f"trial_{trial.trial_id}"
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), _SpaceCheck(folder)]
+            # Hyperband sets each trial's last epoch; the others run `--epochs`.
+            self._final_epoch = trial.hyperparameters.values.get("tuner/epochs",
+                                                                 kwargs.get("epochs"))
             try:
                 return super().run_trial(trial, *args, **kwargs)
             except Exception as error:
@@ -272,12 +275,11 @@ def keep_needed_checkpoints(tuner, kind, objective):
                          == "COMPLETED"}
             for round_info in rounds[:-1]:
                 keep.update(info["id"] for info in round_info if info["id"] not in continued)
-    running = {getattr(t, "trial_id", None) for t in
-               getattr(tuner.oracle, "ongoing_trials", {}).values()}
-    keep |= running
     for folder in project_dir.glob("trial_*"):
         if folder.name[len("trial_"):] in keep:
             continue
+        if "status" not in (_read_json(folder / "kerasdl_trial.json") or {}):
+            continue  # running (in this or another worker), or not ended: its weights stay
         for checkpoint in folder.glob("checkpoint*"):
             checkpoint.unlink()
 

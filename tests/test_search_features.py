@@ -64,7 +64,8 @@ def test_prune_stops_the_stuck_trial_and_keeps_it_in_the_results(grids):
         record = records[trial_id]
         curve = {int(k): v for k, v in record["curve"].items()}
         assert len(curve) == record["epochs"]
-        decisions = [should_prune(curve, finished, epoch, "max", 3, 2) for epoch in curve]
+        decisions = [should_prune(curve, finished, epoch, "max", 3, 2, final_epoch=6)
+                     for epoch in curve]
         if record["status"] == "pruned":
             assert decisions[-1] and not any(decisions[:-1]), (trial_id, curve, finished)
         else:
@@ -134,9 +135,8 @@ def test_tensorboard_hparams_read_back_with_tensorboards_reader(grids):
             str(run / "execution0"), size_guidance={event_accumulator.TENSORS: 0})
         accumulator.Reload()
         content = accumulator.PluginTagToContent(metadata.PLUGIN_NAME)
-        start = [metadata.parse_session_start_info_plugin_data(
-            metadata.parse_plugin_data_content(raw)) for tag, raw in content.items()
-            if tag == metadata.SESSION_START_INFO_TAG]
+        start = [metadata.parse_session_start_info_plugin_data(raw)
+                 for tag, raw in content.items() if tag == metadata.SESSION_START_INFO_TAG]
         assert len(start) == 1, content.keys()
         hparams = {name: value.ListFields()[0][1] for name, value in start[0].hparams.items()}
         validation = event_accumulator.EventAccumulator(

@@ -28,7 +28,8 @@ def test_search_report_best_run_and_resume(cli, tmp_path):
     assert set(best["hyperparameters"]) == set(names)
     for plot in ("objective.png", "hyperparameters.png"):
         assert (out / "plots" / plot).is_file()
-    assert not list((out / "tuner").rglob("checkpoint*")), "trial checkpoints pile up"
+    kept = [p.parent.name for p in (out / "tuner").rglob("checkpoint*")]
+    assert kept == [f"trial_{best['trial_id']}"], "trial checkpoints pile up"
 
     # The best configuration, retrained on train + validation, is an ordinary run.
     config = json.loads((out / "best" / "config.json").read_text())

@@ -62,3 +62,11 @@ def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="direction"):
         should_prune({1: 0.5}, OTHERS, 1, "up", 0, 0)
     check_settings(0, 0)
+
+
+def test_a_trial_that_ran_its_last_epoch_is_complete_not_pruned():
+    # Below the median at its last epoch: stopping saves nothing, so it counts as completed.
+    curve = {1: 0.3, 2: 0.5, 3: 0.6}
+    assert should_prune(curve, OTHERS, 3, "max", 0, 1)
+    assert not should_prune(curve, OTHERS, 3, "max", 0, 1, final_epoch=3)
+    assert should_prune(curve, OTHERS, 3, "max", 0, 1, final_epoch=6)
