@@ -244,7 +244,13 @@ def _csv_file(path, target, source, task, settings, spec=None):
     """A CSV file, read with the CSV settings (`--sep`, `--drop`, ...) or a run's."""
     from kerasdl.data import streaming
 
-    if streaming.should_stream(path, task):
+    if spec is not None and source == spec.get("source") and task in ("regression",
+                                                                      "classification"):
+        # A run's own file is split the way it was in training (hash or stratified).
+        stream = bool(spec.get("streamed"))
+    else:
+        stream = streaming.should_stream(path, task)
+    if stream:
         return _streamed_csv(path, target, source, task, settings, spec)
     if spec is None:
         reading = {key: settings.get(key) for key in tabular.CSV_SETTINGS}
@@ -273,7 +279,9 @@ def _streamed_csv(path, target, source, task, settings, spec=None):
     baseline = (streaming.score_baseline(path, scanned, weights, settings)
                 if weights is not None else None)
     datasets = streaming.datasets(path, scanned, settings)
-    return Splits(*datasets, spec=scanned if spec is None else spec, baseline=baseline)
+    # The recipes' pipelines keep nothing in memory (`spec["cache"]`).
+    return Splits(*datasets, spec=scanned if spec is None else {**spec, "cache": "none"},
+                  baseline=baseline)
 
 
 def _matching(splits, spec):

@@ -254,7 +254,9 @@ def scan(path, target, source, task, settings, spec=None, chunk_rows=None):
         if target not in map(str, head.columns):
             tabular.split_target(head.rename(columns=str), target, task, source)
         head, record = tabular.prepare_frame(head, reading, target, source)
+        # True/False columns are categories: tf.data reads numbers as numbers only.
         types = {name: "number" if pd.api.types.is_numeric_dtype(head[name])
+                 and not pd.api.types.is_bool_dtype(head[name])
                  and name not in record["categorical"] else "category"
                  for name in head.columns if name != target}
         if not types:
@@ -320,7 +322,7 @@ def scan(path, target, source, task, settings, spec=None, chunk_rows=None):
             target_moments.add(targets)
         else:
             targets = train[target].astype(str)
-        gram.add(encoded, targets if task == "regression" else _one_hot_sparse(targets, gram))
+        gram.add(encoded, targets if task == "regression" else _one_hot_classes(targets, gram))
         rows += len(chunk)
         progress.update(rows)
     progress.update(rows, final=True)
@@ -388,7 +390,7 @@ def scan(path, target, source, task, settings, spec=None, chunk_rows=None):
     return new_spec, weights
 
 
-def _one_hot_sparse(labels, gram):
+def _one_hot_classes(labels, gram):
     """One-hot class targets over the classes seen so far (kept on `gram`)."""
     gram.classes = getattr(gram, "classes", [])
     for label in labels.unique():
@@ -461,7 +463,6 @@ def datasets(path, spec, settings):
             defaults.append(tf.float32 if task == "regression" else tf.string)
         else:
             defaults.append(tf.float32 if types[name] == "number" else tf.string)
-    categories = spec.get("categories") or {}
     class_names = tf.constant(spec.get("class_names") or [""])
 
     def encode(row_numbers, *values):
@@ -496,5 +497,4 @@ def datasets(path, spec, settings):
         return rows.apply(tf.data.experimental.assert_cardinality(
             spec["num_examples"][SPLITS[index]]))
 
-    del categories  # the spec's feature names carry them
     return [split(index) for index in range(3)]

@@ -104,3 +104,19 @@ def test_header_checks_name_columns_and_hint_the_separator(tmp_path):
     settings.check_data({"data": str(path), "target": "price", "sep": ";", "drop": ["size"]})
     with pytest.raises(UsageError, match="`--drop` says how to read a CSV file"):
         settings.check_data({"data": "auto_mpg", "drop": ["weight"]})
+
+
+def test_streamed_split_is_seeded_deterministic_and_proportional():
+    from kerasdl.data import streaming
+
+    rows = np.arange(200_000)
+    settings_a = {"split_seed": 1, "validation_split": 0.2, "test_split": 0.2}
+    parts = streaming.split_names(rows, settings_a)
+    np.testing.assert_array_equal(parts, streaming.split_names(rows, dict(settings_a)))
+    shares = np.bincount(parts, minlength=3) / len(rows)
+    np.testing.assert_allclose(shares, [0.6, 0.2, 0.2], atol=0.01)
+    # Any stretch of the file is split alike (no long runs of one split).
+    np.testing.assert_allclose(np.bincount(parts[:1000], minlength=3) / 1000,
+                               [0.6, 0.2, 0.2], atol=0.06)
+    other = streaming.split_names(rows, {**settings_a, "split_seed": 2})
+    assert 0.4 < (other == parts).mean() < 0.6  # another seed, another split
