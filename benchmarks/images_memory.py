@@ -95,8 +95,8 @@ def throughput(folder, image_size, pairs, epochs, overrides):
         {"data": str(folder), "image_size": [image_size, image_size], "set": overrides})
     contenders = {}
     with contextlib.redirect_stdout(sys.stderr):
-        for name, memory in (("kerasdl", None), ("kerasdl_file_cache", 1 << 20)):
-            # The second as if the folder were over the memory budget: the file cache.
+        for name, memory in (("kerasdl", None), ("kerasdl_file_cache", 1 << 30)):
+            # The second as if 1 GiB were available: over the budget, the file cache.
             real = kerasdl_settings.available_memory
             if memory is not None:
                 kerasdl_settings.available_memory = lambda: memory
