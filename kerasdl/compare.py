@@ -195,7 +195,8 @@ def compare(recipe_name, base_settings, variants, seeds=1, gradients=False, outp
     Returns:
         `(output_dir, frame)`: the comparison folder and the comparison table.
     """
-    output = Path(output or Path("comparisons") / f"{recipe_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    output = Path(output or Path("comparisons") / f"{registry.recipe_name(recipe_name)}-"
+                  f"{time.strftime('%Y%m%d-%H%M%S')}")
     runs.check_output(output)
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)

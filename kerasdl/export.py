@@ -37,7 +37,7 @@ FORMATS = {
     "saved_model": ("saved_model", 1e-5, 1e-5),
     "tflite": ("model.tflite", 1e-4, 1e-4),
     "onnx": ("model.onnx", 1e-4, 1e-4),
-    # The pretrained base a recipe declares (vgg16, mobilenet), for `kerasdl train ... --weights FILE`.
+    # The pretrained base a recipe declares (PRETRAINED), for `train ... --weights FILE`.
     "base": ("base.weights.h5", 0.0, 1e-6),
 }
 EXTRA = "pip install 'kerasdl[export]' (ai-edge-litert, onnxruntime, tf2onnx)"

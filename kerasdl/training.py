@@ -212,6 +212,8 @@ def train(recipe_name, settings, command=None, resume=None):
     if previous is not None:
         recipe_name, settings = previous["recipe"], dict(previous["settings"])
     recipe = load_recipe(recipe_name)
+    # What config.json records: the name, or a recipe file's absolute path.
+    recipe_name = registry.recipe_reference(recipe_name)
     multiworker = settings.get("strategy") == "multiworker"
     if multiworker and registry.hook_of(recipe, "fit") is not None:
         raise UsageError(f"`--strategy multiworker` trains recipes that use `model.fit`; "
@@ -253,7 +255,7 @@ def _train(recipe_name, recipe, settings, splits, strategy, accelerator, command
     train_data, validation_data, test_data = pipelines(recipe, splits, hp, settings["batch_size"])
 
     if previous is None:
-        run_dir = runs.create_run_dir(recipe_name, settings.get("output"))
+        run_dir = runs.create_run_dir(registry.recipe_name(recipe_name), settings.get("output"))
         config = {
             "recipe": recipe_name,
             "status": "running",

@@ -40,6 +40,8 @@ from kerasdl.errors import RunError
 from kerasdl.errors import UsageError
 from kerasdl.registry import hook_of
 from kerasdl.registry import load_recipe
+from kerasdl.registry import recipe_name as recipe_short_name
+from kerasdl.registry import recipe_reference
 from kerasdl.settings import check_fits
 from kerasdl.training import apply_execution_settings
 from kerasdl.training import model_spec
@@ -216,7 +218,7 @@ def _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials, objec
     pinned = hparams.pinned(settings.get("set", {}), space)
     keras.backend.clear_session()
     return {
-        "recipe": recipe_name,
+        "recipe": recipe_reference(recipe_name),  # a recipe file's absolute path
         "tuner": tuner,
         "max_trials": max_trials,
         "objective": {"name": objective.name, "direction": objective.direction},
@@ -355,7 +357,7 @@ def repair(project_dir):
 
 def search_directory(recipe_name, tuner, output):
     """The search folder of `kerasdl tune`: `--output`, or searches/RECIPE-TUNER."""
-    directory = Path(output or Path("searches") / f"{recipe_name}-{tuner}")
+    directory = Path(output or Path("searches") / f"{recipe_short_name(recipe_name)}-{tuner}")
     if directory.is_file():
         raise UsageError(f"`--output` {str(directory)!r} is an existing file; give a folder.")
     return directory
