@@ -32,21 +32,20 @@ from kerasdl import diskspace
 from kerasdl import hparams
 from kerasdl import locks
 from kerasdl import plots
-from kerasdl import pretrained
 from kerasdl import progress
 from kerasdl import runs
-from kerasdl.data import load_data
 from kerasdl.errors import RunError
 from kerasdl.errors import UsageError
 from kerasdl.registry import hook_of
 from kerasdl.registry import load_recipe
 from kerasdl.registry import recipe_name as recipe_short_name
 from kerasdl.registry import recipe_reference
-from kerasdl.settings import check_fits
-from kerasdl.training import apply_execution_settings
-from kerasdl.training import model_spec
-from kerasdl.training import pipelines
-from kerasdl.training import seed_everything
+from kerasdl.session import apply_execution_settings
+from kerasdl.session import fixed_hp
+from kerasdl.session import load_splits
+from kerasdl.session import pinned_space
+from kerasdl.session import pipelines
+from kerasdl.session import seed_everything
 
 TUNERS = {
     "random": keras_tuner.RandomSearch,
@@ -191,9 +190,7 @@ def make_tuner(meta, hypermodel, overwrite=False, strategy=None):
     """Creates (or reloads) the Keras Tuner tuner a search directory describes."""
     kind = meta["tuner"]
     objective = keras_tuner.Objective(meta["objective"]["name"], meta["objective"]["direction"])
-    pinned = keras_tuner.HyperParameters()
-    for name, value in meta["pinned"].items():
-        pinned.Fixed(name, value)
+    pinned = fixed_hp(meta["pinned"])
     options = dict(hypermodel=hypermodel, objective=objective, seed=meta["settings"]["seed"],
                    hyperparameters=pinned, tune_new_entries=True, overwrite=overwrite,
                    directory=meta["directory"], project_name=PROJECT)
@@ -210,12 +207,8 @@ def make_tuner(meta, hypermodel, overwrite=False, strategy=None):
 
 
 def _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials, objective, directory):
-    space = keras_tuner.HyperParameters()
-    with pretrained.downloads():
-        recipe.build_model(space, splits.spec)
-    recipe.make_pipeline(splits.train, splits.spec, space, training=True,
-                         batch_size=settings["batch_size"])
-    pinned = hparams.pinned(settings.get("set", {}), space)
+    space, pinned = pinned_space(recipe, splits.spec, settings.get("set", {}), splits.train,
+                                 settings["batch_size"])
     keras.backend.clear_session()
     return {
         "recipe": recipe_reference(recipe_name),  # a recipe file's absolute path
@@ -377,10 +370,7 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
         raise UsageError(f"`max_trials` must be a positive integer. Received: max_trials={max_trials!r}")
     recipe = load_recipe(recipe_name)
     directory = search_directory(recipe_name, tuner, output)
-    seed_everything(settings["seed"])
-    splits = load_data(settings["data"], recipe.TASK, settings)
-    splits.spec = model_spec(splits, settings, recipe)
-    check_fits(settings, splits, default_batch_size=recipe.DEFAULTS.get("batch_size"))
+    splits = load_splits(recipe, settings)
     meta = _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials,
                         objective_from(objective, recipe), directory)
     meta_file = directory / "search.json"
@@ -444,9 +434,7 @@ def worker_main(directory):
         meta = json.loads((Path(directory) / "search.json").read_text())
         recipe = load_recipe(meta["recipe"])
         settings = meta["settings"]
-        seed_everything(settings["seed"])
-        splits = load_data(settings["data"], recipe.TASK, settings)
-        splits.spec = model_spec(splits, settings, recipe)
+        splits = load_splits(recipe, settings)
         run_search(meta, recipe, splits, verbose=2)
     except KeyboardInterrupt:
         print("Error: stopped by its launcher.", flush=True)
