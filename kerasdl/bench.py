@@ -14,12 +14,9 @@ import numpy as np
 import tensorflow as tf
 
 from kerasdl import devices
-from kerasdl.data import load_data
 from kerasdl.registry import load_recipe
-from kerasdl.settings import check_fits
-from kerasdl.training import build
-from kerasdl.training import model_spec
-from kerasdl.training import seed_everything
+from kerasdl.session import build
+from kerasdl.session import load_splits
 
 
 def forward_flops(model, batch_size=1):
@@ -85,10 +82,7 @@ def bench(recipe_name, settings, steps=50, repeats=3):
     other work on the machine).
     """
     recipe = load_recipe(recipe_name)
-    seed_everything(settings["seed"])
-    splits = load_data(settings["data"], recipe.TASK, settings)
-    splits.spec = model_spec(splits, settings, recipe)
-    check_fits(settings, splits, default_batch_size=recipe.DEFAULTS.get("batch_size"))
+    splits = load_splits(recipe, settings)
     strategy, accelerator = devices.configure(settings)
     try:
         model, hp = build(recipe, splits.spec, settings, splits.train, strategy)

@@ -203,7 +203,7 @@ def _check_model(module, info, report, steps, data, target):
     from kerasdl import settings as run_settings
     from kerasdl.data import load_data
     from kerasdl.hparams import describe
-    from kerasdl.training import seed_everything
+    from kerasdl.session import seed_everything
 
     resolved = run_settings.resolve(module.DEFAULTS, None, {"data": data, "target": target})
     seed_everything(resolved["seed"])

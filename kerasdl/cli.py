@@ -440,7 +440,7 @@ def _show_params(recipe, as_json):
               "that gives the count (builds the default model: imports TensorFlow).")
 @json_option
 def show(recipe, params, as_json):
-    """Show a recipe's header, defaults, search space and parameter count.
+    """Show a recipe's (a name or a .py file) header, defaults, search space and parameters.
 
     Given a search directory (from `kerasdl tune`), show its best trials.
     """
@@ -450,7 +450,7 @@ def show(recipe, params, as_json):
     if params:
         _show_params(recipe, as_json)
         return
-    info = registry.recipe_info(recipe)
+    info = registry.contract_info(recipe)
     if as_json:
         _result(json.dumps(info, indent=2, default=str))
         return
@@ -522,7 +522,7 @@ def check(recipe, steps, data, target, as_json):
 def train(recipe, data, target, data_dir, image_size, classes, train_examples, weights, epochs,
           batch_size, assignments, config_file, seed, output, exclude_classes, resume, workers,
           as_json, **device_options):
-    """Train RECIPE into a new run directory and print its path."""
+    """Train RECIPE (a name, or a recipe .py file) into a new run directory; print its path."""
     from kerasdl import hparams
     from kerasdl import settings
 
@@ -537,7 +537,7 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
         if os.environ.get("KERASDL_WORKER"):  # a worker `--workers` started
             device_options["strategy"] = "multiworker"
         elif recipe:
-            if registry.recipe_info(recipe)["has_fit"]:
+            if registry.contract_info(recipe)["has_fit"]:
                 raise UsageError(f"`--workers` trains recipes that use `model.fit`; {recipe} "
                                  "has its own `fit`. Train it without `--workers`.")
             if output:
@@ -568,7 +568,7 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
     if not recipe:
         raise UsageError("Give a RECIPE to train (see `kerasdl list`), or `--resume RUN_DIR`.")
 
-    info = registry.recipe_info(recipe)
+    info = registry.contract_info(recipe)
     config = settings.read_config(config_file) if config_file else {}
     cli_values = {"data": data, "target": target, "data_dir": data_dir, "epochs": epochs,
                   "image_size": image_size, "classes": classes,
@@ -613,7 +613,7 @@ def train(recipe, data, target, data_dir, image_size, classes, train_examples, w
 def compare(recipe, data, target, data_dir, image_size, classes, train_examples, weights,
             epochs, batch_size, assignments, config_file, seed, vary, preset, seeds, gradients,
             output, as_json, **device_options):
-    """Train variants of RECIPE on the same data and seeds; write comparison.csv and plots.
+    """Train variants of RECIPE (a name or a .py file) on the same data and seeds.
 
     Prints the comparison table and the folder's path (last line).
     """
@@ -631,7 +631,7 @@ def compare(recipe, data, target, data_dir, image_size, classes, train_examples,
         recipe = chosen.recipe
     if not recipe:
         raise UsageError("Give a RECIPE and --vary NAME=V1,V2,..., or --preset NAME.")
-    info = registry.recipe_info(recipe)
+    info = registry.contract_info(recipe)
     if chosen is not None:
         variants = chosen.variants
         defaults = {**info["defaults"], "data": chosen.data or info["defaults"].get("data"),
@@ -705,11 +705,11 @@ def info(as_json):
 @json_option
 def bench(recipe, data, target, data_dir, batch_size, steps, repeats, assignments, as_json,
           **device_options):
-    """Measure RECIPE: training samples/s, step time, input pipeline, FLOPs, utilisation."""
+    """Measure RECIPE (a name or a .py file): samples/s, step time, pipeline, FLOPs, utilisation."""
     from kerasdl import hparams
     from kerasdl import settings
 
-    info_ = registry.recipe_info(recipe)
+    info_ = registry.contract_info(recipe)
     resolved = settings.resolve(info_["defaults"], {}, {
         "data": data, "target": target, "data_dir": data_dir, "batch_size": batch_size,
         **_device_settings(device_options, "bench"),
@@ -783,7 +783,7 @@ def tune(recipe, data, target, data_dir, tuner, max_trials, image_size, classes,
          config_file, seed, objective, output, overwrite, workers, host, port, role, worker_id,
          no_retrain, prune, prune_warmup_epochs, prune_startup_trials, warm_start, as_json,
          **device_options):
-    """Search RECIPE's hyperparameters with Keras Tuner; print the search directory.
+    """Search RECIPE's (a name or a .py file) hyperparameters; print the search directory.
 
     Runs or continues the search, writes results.csv, best_hyperparameters.json and
     plots, and retrains the best configuration on train + validation into best/.
@@ -791,7 +791,7 @@ def tune(recipe, data, target, data_dir, tuner, max_trials, image_size, classes,
     from kerasdl import hparams
     from kerasdl import settings
 
-    info = registry.recipe_info(recipe)
+    info = registry.contract_info(recipe)
     config = settings.read_config(config_file) if config_file else {}
     cli_values = {"data": data, "target": target, "data_dir": data_dir, "epochs": epochs,
                   "image_size": image_size, "classes": classes,
@@ -1088,6 +1088,10 @@ def copy(recipe, dest, force):
     """Copy RECIPE's standalone file to DEST: a .py file name, or a folder (created)."""
     from kerasdl import runs
 
+    if registry.is_file_reference(recipe):
+        names = ", ".join(registry.list_recipes())
+        raise UsageError(f"`copy` copies a shipped recipe by name ({names}); {recipe!r} is "
+                         "a file already: copy it with your shell.")
     source = registry.recipe_source(recipe)  # a packaged recipe's name, never a path
     target = Path(dest)
     # A destination that is not a .py file is a folder, created when missing.

@@ -195,7 +195,8 @@ def compare(recipe_name, base_settings, variants, seeds=1, gradients=False, outp
     Returns:
         `(output_dir, frame)`: the comparison folder and the comparison table.
     """
-    output = Path(output or Path("comparisons") / f"{recipe_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    output = Path(output or Path("comparisons") / f"{registry.recipe_name(recipe_name)}-"
+                  f"{time.strftime('%Y%m%d-%H%M%S')}")
     runs.check_output(output)
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
@@ -282,12 +283,12 @@ def _train_scores(recipe_name, run_dir, run_settings):
     import contextlib
 
     from kerasdl.data import load_data
-    from kerasdl.evaluation import _fixed_hp
+    from kerasdl.session import fixed_hp
 
     recipe = registry.load_recipe(recipe_name)
     config = json.loads((run_dir / "config.json").read_text())
     splits = load_data(run_settings["data"], recipe.TASK, run_settings)
-    batches = recipe.make_pipeline(splits.train, splits.spec, _fixed_hp(config), training=False,
+    batches = recipe.make_pipeline(splits.train, splits.spec, fixed_hp(config.get("hyperparameters")), training=False,
                                    batch_size=run_settings["batch_size"])
     model = runs.load_model(run_dir / "model.keras")
     with contextlib.redirect_stdout(sys.stderr):
@@ -301,18 +302,15 @@ def _check_variants(recipe_name, base_settings, variants):
     Raises:
         UsageError: naming the bad value, as `kerasdl train` would.
     """
-    import keras_tuner
-
     from kerasdl.data import load_data
-    from kerasdl.training import model_spec
+    from kerasdl.session import model_spec
+    from kerasdl.session import search_space
 
     for variant in variants:
         settings_module.check({**base_settings, **variant.settings})
     recipe = registry.load_recipe(recipe_name)
     splits = load_data(base_settings["data"], recipe.TASK, base_settings)
-    space = keras_tuner.HyperParameters()
-    recipe.build_model(space, model_spec(splits, base_settings, recipe))
-    recipe.make_pipeline(splits.train, splits.spec, space, training=True, batch_size=8)
+    space = search_space(recipe, model_spec(splits, base_settings, recipe), splits.train, 8)
     for variant in variants:
         hparams.pinned({**base_settings.get("set", {}), **variant.hyperparameters}, space)
 

@@ -4,7 +4,6 @@ import contextlib
 import sys
 from pathlib import Path
 
-import keras_tuner
 import numpy as np
 import pandas as pd
 
@@ -20,6 +19,7 @@ from kerasdl.errors import RunError
 from kerasdl.errors import UsageError
 from kerasdl.registry import hook_of
 from kerasdl.registry import load_recipe
+from kerasdl.session import fixed_hp
 
 SPLITS = ("train", "validation", "test", "all")
 
@@ -44,13 +44,6 @@ def _task(model, config):
         return "image_classification"
     loss = str(getattr(model, "loss", "") or "")
     return "classification" if "crossentropy" in loss else "regression"
-
-
-def _fixed_hp(config):
-    hp = keras_tuner.HyperParameters()
-    for name, value in (config or {}).get("hyperparameters", {}).items():
-        hp.Fixed(name, value)
-    return hp
 
 
 def evaluation_batches(model, config, recipe, data=None, target=None, data_dir=None,
@@ -86,7 +79,9 @@ def evaluation_batches(model, config, recipe, data=None, target=None, data_dir=N
         dataset = getattr(splits, split)
     if recipe is not None:
         # The data's spec: the run's schema, cached as this data's size allows.
-        batches = recipe.make_pipeline(dataset, splits.spec, _fixed_hp(config), training=False,
+        batches = recipe.make_pipeline(dataset, splits.spec,
+                                       fixed_hp((config or {}).get("hyperparameters")),
+                                       training=False,
                                        batch_size=base["batch_size"])
     else:
         batches = dataset.batch(base["batch_size"]).prefetch(-1)

@@ -28,7 +28,7 @@ from kerasdl import runs
 from kerasdl.data import load_data
 from kerasdl.errors import KerasdlError
 from kerasdl.errors import UsageError
-from kerasdl.evaluation import _fixed_hp
+from kerasdl.session import fixed_hp
 from kerasdl.evaluation import load_run
 
 # format -> (default file name, relative tolerance, absolute tolerance)
@@ -37,7 +37,7 @@ FORMATS = {
     "saved_model": ("saved_model", 1e-5, 1e-5),
     "tflite": ("model.tflite", 1e-4, 1e-4),
     "onnx": ("model.onnx", 1e-4, 1e-4),
-    # The pretrained base a recipe declares (vgg16, mobilenet), for `kerasdl train ... --weights FILE`.
+    # The pretrained base a recipe declares (PRETRAINED), for `train ... --weights FILE`.
     "base": ("base.weights.h5", 0.0, 1e-6),
 }
 EXTRA = "pip install 'kerasdl[export]' (ai-edge-litert, onnxruntime, tf2onnx)"
@@ -66,7 +66,7 @@ def sample_inputs(model, config, recipe, batch_size=16):
         return np.random.default_rng(0).normal(size=shape).astype("float32")
     spec = config["spec"]
     splits = load_data(config["settings"]["data"], spec["task"], config["settings"], spec=spec)
-    batches = recipe.make_pipeline(splits.test, spec, _fixed_hp(config), training=False,
+    batches = recipe.make_pipeline(splits.test, spec, fixed_hp(config["hyperparameters"]), training=False,
                                    batch_size=batch_size)
     batch = next(iter(batches))
     return np.asarray(batch[0] if isinstance(batch, tuple) else batch, "float32")
@@ -118,7 +118,7 @@ def _representative(config, recipe, target):
     """
     spec = config["spec"]
     splits = load_data(config["settings"]["data"], spec["task"], config["settings"], spec=spec)
-    batches = recipe.make_pipeline(splits.train, spec, _fixed_hp(config), training=False,
+    batches = recipe.make_pipeline(splits.train, spec, fixed_hp(config["hyperparameters"]), training=False,
                                    batch_size=1)
     shape = tuple(target.input_shape[1:])
 

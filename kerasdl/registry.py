@@ -144,7 +144,43 @@ def recipe_info(name):
         "hooks": [hook for hook in HOOKS if hook in functions],
         "has_fit": "fit" in functions,
         "pretrained": constants.get("PRETRAINED"),
+        "missing": [attr for attr in REQUIRED if attr not in _defined_names(tree)],
     }
+
+
+def _defined_names(tree):
+    """The names a module's top level defines: functions, classes, assignments, imports."""
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(target.id for target in targets if isinstance(target, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
+
+
+def contract_info(recipe):
+    """`recipe_info(recipe)`, refusing a recipe whose source lacks a required name.
+
+    What the commands read before TensorFlow starts: a recipe file that breaks the
+    contract is one line naming what it lacks (exit 2), at once.
+
+    Raises:
+        RecipeError: for an unknown recipe, or a source without a required name or with
+            a TASK outside the vocabulary.
+    """
+    info = recipe_info(recipe)
+    if info["missing"]:
+        raise RecipeError(f"Recipe {str(recipe)!r} breaks the recipe contract: it lacks "
+                          f"{', '.join(info['missing'])} (see recipes/README.md).")
+    if isinstance(info["task"], str) and info["task"] not in TASKS \
+            and info["task"].isidentifier():
+        raise RecipeError(f"Recipe {str(recipe)!r} breaks the recipe contract: TASK must be "
+                          f"one of {', '.join(TASKS)}. Received: TASK={info['task']!r}")
+    return info
 
 
 def _stated_parameters(lines):

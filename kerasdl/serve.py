@@ -50,7 +50,12 @@ class Servable:
         run = run or run_of(path)
         self.config = runs.resolve_run(run)[1] if run else None
         self.spec = (self.config or {}).get("spec") or {}
-        self.name = name or (self.config or {}).get("recipe") or "model"
+        recipe = (self.config or {}).get("recipe")
+        if name is None and recipe:
+            from kerasdl.registry import recipe_name
+
+            name = recipe_name(recipe)  # a recipe file's stem, not its path
+        self.name = name or "model"
         self.task = self.spec.get("task") or ("image_classification"
                                                if len(self.runtime.input_shape) == 3 else None)
         # Rows keyed by column name: tabular models trained on a CSV's columns.

@@ -7,6 +7,8 @@ from pathlib import Path
 from kerasdl.errors import UsageError
 
 DEFAULT_SEED = 1337
+# The seed of the train/validation/test split, apart from `seed` (kerasdl.data.splits).
+SPLIT_SEED = 1337
 # Every key a config file may hold, with its meaning (for error messages and docs).
 KEYS = {
     "data": "data source",
@@ -96,7 +98,7 @@ def resolve(defaults, config=None, cli=None):
     Returns:
         The checked settings dict; `set` holds the merged hyperparameter overrides.
     """
-    settings = {"seed": DEFAULT_SEED, "split_seed": 1337, "validation_split": 0.2,
+    settings = {"seed": DEFAULT_SEED, "split_seed": SPLIT_SEED, "validation_split": 0.2,
                 "test_split": 0.2, "set": {}}
     for layer in (defaults or {}, config or {}, cli or {}):
         for key, value in layer.items():

@@ -13,7 +13,6 @@ from importlib import metadata
 from pathlib import Path
 
 import keras
-import keras_tuner
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -21,29 +20,21 @@ import tensorflow as tf
 from kerasdl import devices
 from kerasdl import diskspace
 from kerasdl import distributed
-from kerasdl import hparams
 from kerasdl import locks
 from kerasdl import plots
-from kerasdl import pretrained
 from kerasdl import progress
 from kerasdl import registry
 from kerasdl import runs
-from kerasdl.data import load_data
 from kerasdl.errors import KerasdlError
 from kerasdl.errors import UsageError
 from kerasdl.registry import load_recipe
-from kerasdl.settings import DEFAULT_STEPS_PER_EXECUTION
-from kerasdl.settings import check_fits
+from kerasdl.session import build  # noqa: F401 (kerasdl.training.build, for benchmarks)
+from kerasdl.session import load_splits
+from kerasdl.session import pipelines
 
 
 class NonFiniteLoss(KerasdlError):
     """The training loss became NaN or infinite."""
-
-
-def seed_everything(seed):
-    """Seeds Python, NumPy and TensorFlow and makes TensorFlow ops deterministic."""
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
 
 
 def versions():
@@ -55,85 +46,6 @@ def versions():
         except metadata.PackageNotFoundError:
             found[package] = "not installed"
     return found
-
-
-def build(recipe, spec, settings, train_data, strategy=None):
-    """Builds a recipe's model with the `set` overrides of `settings` pinned.
-
-    The default model is built first with a fresh `HyperParameters`, which records the
-    whole search space (the model's and the pipeline's); the overrides are checked
-    against it, then the model is built again from a clean session and the seed.
-
-    Returns:
-        `(model, hp)`.
-
-    Raises:
-        UsageError: for an unknown hyperparameter or a value outside its domain.
-    """
-    imagenet = spec.get("weights") == "imagenet"
-    weights_files = (registry.pretrained_of(recipe) or {}).get("weights_files")
-    if imagenet:
-        pretrained.verify_downloads(patterns=weights_files)  # before Keras loads a changed file
-    space = keras_tuner.HyperParameters()
-    with pretrained.downloads():
-        recipe.build_model(space, spec)
-    recipe.make_pipeline(train_data, spec, space, training=True,
-                         batch_size=settings["batch_size"])
-    hp = hparams.pinned(settings.get("set", {}), space)
-    devices.clear_session()  # keeps the `--mixed-precision` policy
-    seed_everything(settings["seed"])
-    # Variables are created under the strategy (mirrored on each replica).
-    with pretrained.downloads(), (strategy or tf.distribute.get_strategy()).scope():
-        model = recipe.build_model(hp, spec)
-    apply_execution_settings(model, settings)
-    if imagenet:
-        pretrained.verify_downloads(patterns=weights_files)  # records a file downloaded now
-    return model, hp
-
-
-def apply_execution_settings(model, settings):
-    """Sets the `jit` (XLA) and `steps_per_execution` settings on a compiled model.
-
-    Under a strategy of several replicas, one step per execution: Keras 3.15's loop of
-    steps fails there ("Graph execution error" at `while/cond/Placeholder`).
-
-    Raises:
-        UsageError: for `steps_per_execution` above 1 with several replicas.
-    """
-    if settings.get("jit") is not None:
-        model.jit_compile = bool(settings["jit"])
-    steps = settings.get("steps_per_execution")
-    if model.distribute_strategy.num_replicas_in_sync > 1:
-        if steps is not None and steps > 1:
-            raise UsageError(f"`steps_per_execution` {steps} does not work with a strategy "
-                             "of several replicas (Keras' loop of steps fails there); "
-                             "valid: 1, or leave it out.")
-        steps = 1
-    model.steps_per_execution = steps or DEFAULT_STEPS_PER_EXECUTION
-
-
-def model_spec(splits, settings, recipe=None):
-    """The data's spec, plus the `weights` setting for recipes that take pretrained weights.
-
-    Raises:
-        UsageError: for `weights` given to a recipe that declares no `PRETRAINED`.
-    """
-    if settings.get("weights") is not None:
-        if recipe is not None and not registry.pretrained_of(recipe):
-            raise UsageError(f"`weights` is for recipes that declare a pretrained base "
-                             f"(PRETRAINED, such as vgg16 and mobilenet); this one has none. "
-                             f"Received: weights={settings['weights']}")
-        return {**splits.spec, "weights": settings["weights"]}
-    return splits.spec
-
-
-def pipelines(recipe, splits, hp, batch_size):
-    """Returns the recipe's train, validation and test pipelines."""
-    return (
-        recipe.make_pipeline(splits.train, splits.spec, hp, training=True, batch_size=batch_size),
-        recipe.make_pipeline(splits.validation, splits.spec, hp, training=False, batch_size=batch_size),
-        recipe.make_pipeline(splits.test, splits.spec, hp, training=False, batch_size=batch_size),
-    )
 
 
 def predict_dataset(model, dataset):
@@ -212,6 +124,8 @@ def train(recipe_name, settings, command=None, resume=None):
     if previous is not None:
         recipe_name, settings = previous["recipe"], dict(previous["settings"])
     recipe = load_recipe(recipe_name)
+    # What config.json records: the name, or a recipe file's absolute path.
+    recipe_name = registry.recipe_reference(recipe_name)
     multiworker = settings.get("strategy") == "multiworker"
     if multiworker and registry.hook_of(recipe, "fit") is not None:
         raise UsageError(f"`--strategy multiworker` trains recipes that use `model.fit`; "
@@ -222,11 +136,7 @@ def train(recipe_name, settings, command=None, resume=None):
     # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs anything.
     strategy, accelerator = devices.configure(settings)
     try:
-        seed_everything(settings["seed"])
-        splits = load_data(settings["data"], recipe.TASK, settings)
-        splits.spec = model_spec(splits, settings, recipe)
-        # An impossible batch or image size.
-        check_fits(settings, splits, default_batch_size=recipe.DEFAULTS.get("batch_size"))
+        splits = load_splits(recipe, settings)
         if multiworker and not distributed.is_chief():
             # Other workers train in step with the chief, which writes the run.
             with tempfile.TemporaryDirectory(prefix="kerasdl-worker-") as folder:
@@ -253,7 +163,7 @@ def _train(recipe_name, recipe, settings, splits, strategy, accelerator, command
     train_data, validation_data, test_data = pipelines(recipe, splits, hp, settings["batch_size"])
 
     if previous is None:
-        run_dir = runs.create_run_dir(recipe_name, settings.get("output"))
+        run_dir = runs.create_run_dir(registry.recipe_name(recipe_name), settings.get("output"))
         config = {
             "recipe": recipe_name,
             "status": "running",

@@ -32,21 +32,22 @@ from kerasdl import diskspace
 from kerasdl import hparams
 from kerasdl import locks
 from kerasdl import plots
-from kerasdl import pretrained
 from kerasdl import progress
 from kerasdl import pruning
 from kerasdl import runs
 from kerasdl import warmstart
-from kerasdl.data import load_data
 from kerasdl.errors import RunError
 from kerasdl.errors import UsageError
 from kerasdl.registry import hook_of
 from kerasdl.registry import load_recipe
-from kerasdl.settings import check_fits
-from kerasdl.training import apply_execution_settings
-from kerasdl.training import model_spec
-from kerasdl.training import pipelines
-from kerasdl.training import seed_everything
+from kerasdl.registry import recipe_name as recipe_short_name
+from kerasdl.registry import recipe_reference
+from kerasdl.session import apply_execution_settings
+from kerasdl.session import fixed_hp
+from kerasdl.session import load_splits
+from kerasdl.session import search_space
+from kerasdl.session import pipelines
+from kerasdl.session import seed_everything
 
 TUNERS = {
     "random": keras_tuner.RandomSearch,
@@ -288,9 +289,7 @@ def make_tuner(meta, hypermodel, overwrite=False, strategy=None):
     """Creates (or reloads) the Keras Tuner tuner a search directory describes."""
     kind = meta["tuner"]
     objective = keras_tuner.Objective(meta["objective"]["name"], meta["objective"]["direction"])
-    pinned = keras_tuner.HyperParameters()
-    for name, value in meta["pinned"].items():
-        pinned.Fixed(name, value)
+    pinned = fixed_hp(meta["pinned"])
     options = dict(hypermodel=hypermodel, objective=objective, seed=meta["settings"]["seed"],
                    hyperparameters=pinned, tune_new_entries=True, overwrite=overwrite,
                    directory=meta["directory"], project_name=PROJECT)
@@ -316,11 +315,7 @@ def make_tuner(meta, hypermodel, overwrite=False, strategy=None):
 
 def _space(recipe, splits, batch_size):
     """The recipe's whole search space: what building the default model and pipeline asks."""
-    space = keras_tuner.HyperParameters()
-    with pretrained.downloads():
-        recipe.build_model(space, splits.spec)
-    recipe.make_pipeline(splits.train, splits.spec, space, training=True,
-                         batch_size=batch_size)
+    space = search_space(recipe, splits.spec, splits.train, batch_size)
     keras.backend.clear_session()
     return space
 
@@ -367,7 +362,7 @@ def _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials, objec
     space = _space(recipe, splits, settings["batch_size"])
     pinned = hparams.pinned(settings.get("set", {}), space)
     return {
-        "recipe": recipe_name,
+        "recipe": recipe_reference(recipe_name),  # a recipe file's absolute path
         "tuner": tuner,
         "max_trials": max_trials,
         "objective": {"name": objective.name, "direction": objective.direction},
@@ -506,7 +501,7 @@ def repair(project_dir):
 
 def search_directory(recipe_name, tuner, output):
     """The search folder of `kerasdl tune`: `--output`, or searches/RECIPE-TUNER."""
-    directory = Path(output or Path("searches") / f"{recipe_name}-{tuner}")
+    directory = Path(output or Path("searches") / f"{recipe_short_name(recipe_name)}-{tuner}")
     if directory.is_file():
         raise UsageError(f"`--output` {str(directory)!r} is an existing file; give a folder.")
     return directory
@@ -539,10 +534,7 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
     if warm_start is not None:
         source = warmstart.read_source(warm_start, recipe_name, settings, tuner,
                                        directory=directory)
-    seed_everything(settings["seed"])
-    splits = load_data(settings["data"], recipe.TASK, settings)
-    splits.spec = model_spec(splits, settings, recipe)
-    check_fits(settings, splits, default_batch_size=recipe.DEFAULTS.get("batch_size"))
+    splits = load_splits(recipe, settings)
     meta = _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials,
                         objective_from(objective, recipe), directory)
     meta["prune"] = prune
@@ -637,9 +629,7 @@ def worker_main(directory):
         meta = json.loads((Path(directory) / "search.json").read_text())
         recipe = load_recipe(meta["recipe"])
         settings = meta["settings"]
-        seed_everything(settings["seed"])
-        splits = load_data(settings["data"], recipe.TASK, settings)
-        splits.spec = model_spec(splits, settings, recipe)
+        splits = load_splits(recipe, settings)
         run_search(meta, recipe, splits, verbose=2)
     except KeyboardInterrupt:
         print("Error: stopped by its launcher.", flush=True)

@@ -12,14 +12,15 @@ New data for a trained model is read with the run's schema by `frame_to_inputs`
 (tabular rows, sequences, series) and `load_images`.
 
 Datasets are unbatched `(features, label)` pairs; images are float32 in [0, 255].
-Splits are drawn with a fixed seed (`split_seed`), independent of the training seed,
-so runs with different seeds are evaluated on the same test examples.
+Splits are drawn with a fixed seed (`split_seed`, in `kerasdl.data.splits`), independent
+of the training seed, so runs with different seeds are evaluated on the same test examples.
 """
 
 from kerasdl.data.sources import EMBEDDED
-from kerasdl.data.sources import Splits
 from kerasdl.data.sources import describe_sources
 from kerasdl.data.sources import load_data
+from kerasdl.data.splits import Splits
+from kerasdl.data.splits import split_indices
 from kerasdl.data.tabular import features_from_frame
 from kerasdl.data.tabular import frame_to_features
 from kerasdl.data.tabular import frame_to_inputs
@@ -38,4 +39,5 @@ __all__ = [
     "load_data",
     "load_images",
     "read_csv",
+    "split_indices",
 ]

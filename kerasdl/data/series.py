@@ -3,6 +3,9 @@
 import numpy as np
 
 from kerasdl.data import tabular
+from kerasdl.data.splits import Splits
+from kerasdl.data.splits import relabel
+from kerasdl.data.splits import split_indices
 from kerasdl.errors import DataError
 
 
@@ -49,7 +52,6 @@ def windows(frame, target, source, settings, spec=None):
     import keras
     import tensorflow as tf
 
-    from kerasdl.data.sources import Splits
 
     if target is None or target not in frame.columns:
         wanted = "needs `--target COLUMN`" if target is None else f"has no column {target!r}"
@@ -104,8 +106,6 @@ def patterns(settings):
     """The embedded `patterns` data set: classify sequences by shape."""
     import tensorflow as tf
 
-    from kerasdl.data.sources import Splits
-    from kerasdl.data.sources import split_indices
 
     sequences, labels, class_names = pattern_arrays()
     parts = split_indices(len(sequences), labels, settings)
@@ -136,9 +136,6 @@ def sequences(frame, target, source, settings, spec=None):
     """
     import tensorflow as tf
 
-    from kerasdl.data.sources import Splits
-    from kerasdl.data.sources import _relabel
-    from kerasdl.data.sources import split_indices
 
     target = target or (spec or {}).get("target") or "label"
     if target not in frame.columns:
@@ -150,7 +147,7 @@ def sequences(frame, target, source, settings, spec=None):
                        "input_shape": [features.shape[1], 1], "target": target}
     matrix, _ = tabular.frame_to_inputs(features, reading)
     if spec is not None:
-        labels = _relabel(labels, info["class_names"], spec["class_names"])
+        labels = relabel(labels, info["class_names"], spec["class_names"])
     parts = split_indices(len(matrix), labels, settings)
     if spec is None:
         train = matrix[parts[0]]

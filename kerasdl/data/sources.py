@@ -1,7 +1,6 @@
 """Resolves a data argument to train/validation/test datasets and a spec."""
 
 import atexit
-import dataclasses
 import shutil
 import sys
 import tempfile
@@ -14,7 +13,11 @@ from kerasdl import settings as run_settings
 from kerasdl.data import images as image_files
 from kerasdl.data import series
 from kerasdl.data import tabular
+from kerasdl.data.splits import Splits
+from kerasdl.data.splits import relabel
+from kerasdl.data.splits import split_indices
 from kerasdl.errors import DataError
+from kerasdl.settings import SPLIT_SEED
 
 PACKAGE_DATA = Path(__file__).resolve().parent
 
@@ -40,25 +43,6 @@ TASK_MODALITY = {"regression": "tabular", "classification": "tabular",
 WANTED = {"images": "image data (digits, tfds:NAME or an image folder)",
           "tabular": "tabular data (auto_mpg, diabetes or a CSV file)",
           "series": "a series (seasonal, patterns or a CSV file in time order)"}
-
-
-@dataclasses.dataclass
-class Splits:
-    """Train, validation and test datasets of `(features, label)` pairs, and their spec.
-
-    `spec` is a JSON-serializable dict describing the data (input shape, classes or
-    target statistics...): recipes build their model from it. `arrays` holds the
-    NumPy arrays of tabular data (`{"train": (x, y), ...}`), else None. `baseline`
-    holds the classic model's test scores when the source computed them itself (a
-    streamed CSV file, never held in memory).
-    """
-
-    train: object
-    validation: object
-    test: object
-    spec: dict
-    arrays: dict = None
-    baseline: dict = None
 
 
 def describe_sources():
@@ -97,7 +81,7 @@ def load_data(source, task, settings, spec=None):
     if settings.get("exclude_classes") and spec is None:
         _exclude_classes(splits, settings["exclude_classes"])
     if settings.get("train_examples") and spec is None:
-        _limit_train(splits, settings["train_examples"], settings.get("split_seed", 1337))
+        _limit_train(splits, settings["train_examples"], settings.get("split_seed", SPLIT_SEED))
     return splits
 
 
@@ -343,31 +327,6 @@ def _embedded_frame(name, settings):
     return frame, settings.get("target") or default_target, name
 
 
-def split_indices(count, labels, settings):
-    """Returns train, validation and test index arrays drawn with `split_seed`.
-
-    Classification labels are stratified so every split holds every class.
-    """
-    from sklearn.model_selection import train_test_split
-
-    seed = int(settings.get("split_seed", 1337))
-    test_split = float(settings.get("test_split", 0.2))
-    validation_split = float(settings.get("validation_split", 0.2))
-    indices = np.arange(count)
-    stratify = labels if labels is not None and labels.dtype.kind in "iu" else None
-    try:
-        rest, test = train_test_split(indices, test_size=test_split, random_state=seed,
-                                      stratify=stratify)
-        stratify = stratify[rest] if stratify is not None else None
-        train, validation = train_test_split(
-            rest, test_size=validation_split / (1 - test_split), random_state=seed,
-            stratify=stratify)
-    except ValueError as error:
-        raise DataError(f"Cannot split {count} examples into train, validation and test: "
-                        f"{str(error).splitlines()[0]}") from None
-    return np.sort(train), np.sort(validation), np.sort(test)
-
-
 def _tabular(frame, target, source, task, settings, spec=None):
     import tensorflow as tf
 
@@ -377,7 +336,7 @@ def _tabular(frame, target, source, task, settings, spec=None):
     else:
         matrix = tabular.frame_to_features(features, spec, target=target)
         if task != "regression":
-            labels = _relabel(labels, target_info["class_names"], spec["class_names"])
+            labels = relabel(labels, target_info["class_names"], spec["class_names"])
     parts = split_indices(len(matrix), labels, settings)
     arrays = {name: (matrix[index], labels[index])
               for name, index in zip(("train", "validation", "test"), parts)}
@@ -403,16 +362,6 @@ def _tabular(frame, target, source, task, settings, spec=None):
         else:
             spec.update(num_classes=len(target_info["class_names"]), **target_info)
     return Splits(*datasets, spec=spec, arrays=arrays)
-
-
-def _relabel(labels, names, model_names):
-    """Maps class indices over `names` to indices over a trained model's `model_names`."""
-    known = {name: i for i, name in enumerate(model_names)}
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise DataError(f"Target classes {', '.join(unknown)} are unknown to the model; "
-                        f"it knows {', '.join(model_names)}.")
-    return np.array([known[names[label]] for label in labels], dtype=np.int32)
 
 
 def _digits(settings):

@@ -2,6 +2,7 @@
 
 import socket
 
+from kerasdl.data.splits import Splits
 from kerasdl.errors import DataError
 
 # The host most TFDS archives come from; resolving it tells in a second whether a
@@ -39,7 +40,6 @@ def load_tfds(name, settings):
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    from kerasdl.data.sources import Splits
 
     data_dir = settings.get("data_dir")
     try:
