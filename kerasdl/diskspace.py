@@ -1,6 +1,9 @@
 """Disk space: check before saving, and one clear error when the disk is full."""
 
+import contextlib
 import errno
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -67,3 +70,36 @@ def disk_full(folder, error=None, needed=None):
     return DiskFull(f"No space left on the device of {str(folder)!r} while saving ({need}"
                     f"{free} free); free some space and run the command again: completed "
                     "work is kept.")
+
+
+def remove_partial(*paths):
+    """Removes half-written files a failed save left (a full disk frees their space)."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+
+
+def write_status(path, data):
+    """Writes a run's config.json even when the disk is full.
+
+    First atomically (a temporary file renamed into place); when that fails for lack
+    of space, in place: the new text mostly fits in the blocks the file already holds,
+    so a full disk still records why the run stopped. Returns whether it was written.
+    """
+    from kerasdl import runs
+
+    try:
+        runs.write_json(path, data)
+        return True
+    except OSError:
+        pass
+    text = (json.dumps(data, indent=2, default=str) + "\n").encode()
+    try:
+        with open(path, "r+b") as handle:
+            handle.write(text)
+            handle.truncate()
+            handle.flush()
+            os.fsync(handle.fileno())
+        return True
+    except OSError:
+        return False

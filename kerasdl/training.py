@@ -198,10 +198,10 @@ def _train(recipe_name, recipe, settings, splits, strategy, accelerator, command
         raise NonFiniteLoss(f"{error} {kept}") from None
     except BaseException as error:
         if diskspace.is_disk_full(error) and not isinstance(error, diskspace.DiskFull):
-            error = diskspace.disk_full(run_dir)
-        with contextlib.suppress(OSError):  # a full disk may refuse even this small file
-            runs.write_json(run_dir / "config.json", {**config, "status": "failed",
-                                                      "error": f"{type(error).__name__}: {error}"})
+            error = diskspace.disk_full(run_dir, needed=diskspace.model_bytes(model))
+        # A full disk may refuse a new file: then config.json is rewritten in place.
+        diskspace.write_status(run_dir / "config.json", {
+            **config, "status": "failed", "error": f"{type(error).__name__}: {error}"})
         if isinstance(error, diskspace.DiskFull):
             raise error from None
         raise
@@ -256,11 +256,15 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         os.makedirs(self.backup_dir, exist_ok=True)
         diskspace.ensure(self.backup_dir, diskspace.model_bytes(self.model))
         weights = f"{self._weights_path[:-len('.weights.h5')]}.partial.weights.h5"
-        self.model.save_weights(filepath=weights, overwrite=True)
         metadata = f"{self._training_metadata_path}.partial"
-        with open(metadata, "w") as handle:
-            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen,
-                       "trainable": self._phase()}, handle)
+        try:
+            self.model.save_weights(filepath=weights, overwrite=True)
+            with open(metadata, "w") as handle:
+                json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen,
+                           "trainable": self._phase()}, handle)
+        except BaseException:
+            diskspace.remove_partial(weights, metadata)  # the last whole backup stands
+            raise
         os.replace(weights, self._weights_path)
         os.replace(metadata, self._training_metadata_path)
 

@@ -88,8 +88,14 @@ class _SpaceCheck(keras.callbacks.Callback):
         super().__init__()
         self.folder = folder
 
+    needed = None  # bytes of the last model's save, for the message of a failed write
+
+    def on_train_begin(self, logs=None):
+        # Keras Tuner copies callbacks: the figure is kept on the class.
+        _SpaceCheck.needed = diskspace.model_bytes(self.model, copies=1)
+
     def on_epoch_end(self, epoch, logs=None):
-        diskspace.ensure(self.folder, diskspace.model_bytes(self.model, copies=1))
+        diskspace.ensure(self.folder, _SpaceCheck.needed)
 
 
 class RecipeHyperModel(keras_tuner.HyperModel):
@@ -199,7 +205,8 @@ def _tuner_class(kind, seed=None, objective=None, prune=None):
             except Exception as error:
                 if diskspace.is_disk_full(error):
                     raise SearchDiskFull(str(error if isinstance(error, diskspace.DiskFull)
-                                             else diskspace.disk_full(folder))) from None
+                                             else diskspace.disk_full(
+                                                 folder, needed=_SpaceCheck.needed))) from None
                 raise
 
         def on_trial_end(self, trial):

@@ -81,3 +81,16 @@ def fill(disk, leave):
     """Fills `disk` with one file, `filler`, leaving about `leave` bytes free."""
     free = shutil.disk_usage(disk).free
     (disk / "filler").write_bytes(b"\0" * max(0, free - leave))
+
+
+_NO_SPACE_CHECK = ("import sys; from kerasdl import diskspace; "
+                   "diskspace.ensure = lambda folder, needed: None; "
+                   "from kerasdl.cli import main; sys.argv[0] = 'kerasdl'; main()")
+
+
+def run_without_space_check(*args, timeout=300):
+    """`kerasdl ARGS...` in a subprocess whose free-space check before saving passes:
+    a full disk then fails the write itself (ENOSPC), as when something else fills
+    the disk between the check and the save."""
+    return subprocess.run([sys.executable, "-c", _NO_SPACE_CHECK, *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)

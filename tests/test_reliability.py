@@ -337,3 +337,23 @@ def test_a_full_disk_while_training_fails_the_run_in_one_line(small_disk):
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((run / "config.json").read_text())["status"] == "completed"
+
+
+def test_a_disk_that_fills_during_a_save_fails_the_run_in_one_line(small_disk):
+    from processes import run_without_space_check
+
+    run = small_disk / "run"
+    fill(small_disk, leave=40_000)  # config.json fits; the first epoch's backup does not
+    full = run_without_space_check("train", "regression", "--epochs", "3", "--output", run)
+    line = assert_one_line_error(full, 1, "No space left", str(run), "MB needed")
+    assert "free" in line and "Traceback" not in full.stderr
+    config = json.loads((run / "config.json").read_text())
+    assert config["status"] == "failed" and "No space left" in config["error"]
+    assert not list((run / "backup").glob("*partial*"))  # nothing half-written is left
+    (small_disk / "filler").unlink()
+    resumed = subprocess.run([sys.executable, "-m", "kerasdl", "train", "--resume", str(run)],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((run / "config.json").read_text())["status"] == "completed"
+    assert len(pd.read_csv(run / "history.csv")) == 3
+    assert keras.saving.load_model(run / "model.keras").count_params() > 0

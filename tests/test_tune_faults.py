@@ -235,3 +235,24 @@ def test_the_same_seeded_search_scores_the_same_whatever_the_worker_count(tmp_pa
         assert one[trial_id][1] == pytest.approx(two[trial_id][1], rel=1e-4), trial_id
     frame = pd.read_csv(tmp_path / "spread" / "results.csv")
     assert frame["val_mae"].nunique() == 3
+
+
+def test_a_disk_that_fills_during_a_trial_fails_it_in_one_line_and_it_runs_again(small_disk):
+    from processes import run_without_space_check
+
+    out = small_disk / "search"
+    assert _tune(out, "--max-trials", "1", "--epochs", "2", "--no-retrain").returncode == 0
+    first = _trials(out)["0"]
+    fill(small_disk, leave=40_000)  # the check before saving passes; the write fails
+    full = run_without_space_check("tune", "regression", "--output", out, *SMALL)
+    lines = error_lines(full.stderr)
+    assert full.returncode == 1 and len(lines) == 1, full.stderr[-2000:]
+    assert "No space left" in lines[0] and str(out) in lines[0] and "MB needed" in lines[0]
+    assert "Traceback" not in full.stderr and "consecutive" not in full.stderr
+    assert _trials(out)["0"] == first  # the completed trial is kept as it was
+    (small_disk / "filler").unlink()  # space is back
+    again = _tune(out, *SMALL)
+    assert again.returncode == 0, again.stderr[-2000:]
+    trials = _trials(out)
+    assert sorted(trials) == ["0", "1", "2"] and trials["0"] == first
+    assert all(status == "COMPLETED" for status, _, _ in trials.values())
