@@ -189,7 +189,6 @@ def as_float(image):
 # process (peak memory stays flat as a folder grows), and the rest of memory is for the
 # model, its activations, the shuffle buffer and the other programs of the machine.
 MEMORY_FRACTION = 1 / 32
-CACHE_CHOICES = ("memory", "file", "none")
 
 
 def decoded_bytes(count, image_size, channels, bytes_per_value=4):
