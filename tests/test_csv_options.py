@@ -229,6 +229,15 @@ def test_streamed_training_predict_and_evaluate(streamed, cli, tmp_path):
     assert scored.exit_code == 0, scored.stderr
     assert json.loads(scored.stdout)["examples"] == 600
     assert json.loads(scored.stdout)["accuracy"] > 0.8
+    _table(300, seed=1).drop(columns=["b"]).to_csv(tmp_path / "less.csv", index=False)
+    assert_one_line_error(cli("evaluate", tmp_path / "run", "--data", tmp_path / "less.csv"),
+                          1, "Missing column(s) 'b'")
+    # predict streams too: one row out per row in, in the file's order.
+    predicted = cli("predict", tmp_path / "run", tmp_path / "t.csv")
+    assert predicted.exit_code == 0, predicted.stderr
+    out = pd.read_csv(io.StringIO(predicted.stdout))
+    assert list(out["id"]) == list(range(600))
+    assert (out["prediction"] == _table(600)["kind"]).mean() > 0.8
 
 
 @pytest.mark.parametrize("row, value, fragment", [

@@ -265,6 +265,17 @@ def scan(path, target, source, task, settings, spec=None, chunk_rows=None):
     else:
         record = dict(spec.get("csv") or {})
         types = dict(tabular.schema_columns(spec))
+        columns = [str(name) for name in pd.read_csv(path, sep=record.get("sep") or ",",
+                                                     nrows=0).columns]
+        absent = [name for name in types if name not in columns]
+        if absent:
+            raise DataError(f"Missing column(s) {', '.join(map(repr, absent))} in {source!r}: "
+                            f"the model was trained on {', '.join(types)}.")
+        if target not in columns:
+            raise DataError(f"Target column {target!r} not found in {source!r}. "
+                            f"Columns: {', '.join(columns)}")
+        if record.get("time_column") not in columns:
+            record["time_column"] = None
     categories = {name: set() for name, kind in types.items() if kind == "category"}
     known = spec.get("categories") if spec is not None else None
     counts = dict.fromkeys(SPLITS, 0)
