@@ -238,9 +238,7 @@ def scan(path, target, source, task, settings, spec=None, chunk_rows=None):
         if target not in map(str, head.columns):
             tabular.split_target(head.rename(columns=str), target, task, source)
         head, record = tabular.prepare_frame(head, reading, target, source)
-        # True/False columns are categories: tf.data reads numbers as numbers only.
         types = {name: "number" if pd.api.types.is_numeric_dtype(head[name])
-                 and not pd.api.types.is_bool_dtype(head[name])
                  and name not in record["categorical"] else "category"
                  for name in head.columns if name != target}
         if not types:
