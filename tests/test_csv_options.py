@@ -285,3 +285,23 @@ def test_predict_streams_a_csv_file_in_chunks(monkeypatch, cli, run, tmp_path):
                               tmp_path / "bad_out.csv"), 1, "'a'", "'oops'", "row 17")
     assert not (tmp_path / "bad_out.csv").exists()
     assert list(tmp_path.glob(".bad_out*")) == []
+
+
+def test_streamed_time_column_is_checked_in_every_chunk(streamed, cli, tmp_path):
+    frame = _table(400)
+    frame["when"] = pd.date_range("2024-01-01", periods=400, freq="h").astype(str)
+    frame.loc[333, "when"] = "31/02/2024 25:00"
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    result = cli("train", "regression", "--data", tmp_path / "t.csv", "--target", "y",
+                 "--drop", "kind", "--time-column", "when", "--epochs", "1",
+                 "--output", tmp_path / "run")
+    assert_one_line_error(result, 1, "'when'", "'31/02/2024 25:00' at row 333")
+    frame.loc[333, "when"] = "2024-02-01"
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    result = cli("train", "regression", "--data", tmp_path / "t.csv", "--target", "y",
+                 "--drop", "kind", "--time-column", "when", "--epochs", "1",
+                 "--output", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    spec = json.loads((tmp_path / "run" / "config.json").read_text())["spec"]
+    assert spec["streamed"] and "when" not in spec["columns"]
+    assert sum(spec["num_examples"].values()) == 400
