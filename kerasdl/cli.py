@@ -890,7 +890,7 @@ def _check_id_column(run, input_path, id_column):
         raise UsageError("`--id-column` names a column of a CSV file; "
                          f"{str(input_path)!r} is a folder.")
     config = Path(run) / "config.json"
-    spec = _read_json(config).get("spec") or {} if config.is_file() else {}
+    spec = (_read_json(config).get("spec") or {}) if config.is_file() else {}
     columns = settings.csv_header(input_path, (spec.get("csv") or {}).get("sep"))
     if columns is not None and id_column not in columns:
         raise UsageError(f"`--id-column` {id_column!r} is not a column of {str(input_path)!r}. "

@@ -172,8 +172,6 @@ def streamed(monkeypatch):
 
 
 def test_streamed_split_and_encoding_match_the_rows_of_the_file(streamed, tmp_path):
-    import tensorflow as tf
-
     from kerasdl.data import load_data
     from kerasdl.data import tabular
 
@@ -185,11 +183,8 @@ def test_streamed_split_and_encoding_match_the_rows_of_the_file(streamed, tmp_pa
     spec = splits.spec
     assert spec["streamed"] and spec["cache"] == "none" and splits.arrays is None
     assert spec["feature_names"] == ["a", "b", "c", "colour=blue", "colour=green", "colour=red"]
-    # The seeded split: NumPy's draw (the statistics pass) and TensorFlow's (the reader)
-    # put the same rows in the same splits, in file order, about 60/20/20.
+    # The seeded split: the rows of each split, in file order, about 60/20/20.
     parts = streamed.split_names(np.arange(700), settings)
-    np.testing.assert_array_equal(parts, streamed._tf_split(tf.range(700, dtype=tf.int64),
-                                                            settings).numpy())
     assert spec["num_examples"] == {name: int((parts == i).sum())
                                     for i, name in enumerate(("train", "validation", "test"))}
     assert 0.5 < spec["num_examples"]["train"] / 700 < 0.7
@@ -229,6 +224,15 @@ def test_streamed_training_predict_and_evaluate(streamed, cli, tmp_path):
     assert scored.exit_code == 0, scored.stderr
     assert json.loads(scored.stdout)["examples"] == 600
     assert json.loads(scored.stdout)["accuracy"] > 0.8
+    _table(300, seed=1).drop(columns=["b"]).to_csv(tmp_path / "less.csv", index=False)
+    assert_one_line_error(cli("evaluate", tmp_path / "run", "--data", tmp_path / "less.csv"),
+                          1, "Missing column(s) 'b'")
+    # predict streams too: one row out per row in, in the file's order.
+    predicted = cli("predict", tmp_path / "run", tmp_path / "t.csv")
+    assert predicted.exit_code == 0, predicted.stderr
+    out = pd.read_csv(io.StringIO(predicted.stdout))
+    assert list(out["id"]) == list(range(600))
+    assert (out["prediction"] == _table(600)["kind"]).mean() > 0.8
 
 
 @pytest.mark.parametrize("row, value, fragment", [
@@ -281,3 +285,23 @@ def test_predict_streams_a_csv_file_in_chunks(monkeypatch, cli, run, tmp_path):
                               tmp_path / "bad_out.csv"), 1, "'a'", "'oops'", "row 17")
     assert not (tmp_path / "bad_out.csv").exists()
     assert list(tmp_path.glob(".bad_out*")) == []
+
+
+def test_streamed_time_column_is_checked_in_every_chunk(streamed, cli, tmp_path):
+    frame = _table(400)
+    frame["when"] = pd.date_range("2024-01-01", periods=400, freq="h").astype(str)
+    frame.loc[333, "when"] = "31/02/2024 25:00"
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    result = cli("train", "regression", "--data", tmp_path / "t.csv", "--target", "y",
+                 "--drop", "kind", "--time-column", "when", "--epochs", "1",
+                 "--output", tmp_path / "run")
+    assert_one_line_error(result, 1, "'when'", "'31/02/2024 25:00' at row 333")
+    frame.loc[333, "when"] = "2024-02-01"
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    result = cli("train", "regression", "--data", tmp_path / "t.csv", "--target", "y",
+                 "--drop", "kind", "--time-column", "when", "--epochs", "1",
+                 "--output", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    spec = json.loads((tmp_path / "run" / "config.json").read_text())["spec"]
+    assert spec["streamed"] and "when" not in spec["columns"]
+    assert sum(spec["num_examples"].values()) == 400

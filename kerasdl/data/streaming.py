@@ -9,8 +9,8 @@ a tabular recipe is never read whole:
   needs: the normalisation statistics of the training rows, the category vocabularies,
   the class names, and the Gram matrix of the linear baseline;
 - a second pass over the test rows scores the baseline;
-- training reads the file with `tf.data.experimental.CsvDataset` in batches, encodes
-  them in the graph (one-hot categories, class indices) and keeps the rows of its split.
+- training reads the file again in chunks (tf.data from a generator over pandas chunks),
+  encodes them as the spec says and keeps the rows of its split.
 Memory is then bounded by the chunk size, not the file size.
 """
 
@@ -30,7 +30,7 @@ CHUNK_ROWS = 100_000
 READ_BATCH = 4096
 SPLITS = ("train", "validation", "test")
 # The row hash: three rounds of a quadratic map modulo the prime 2**31 - 1, in int64
-# arithmetic that NumPy and TensorFlow compute alike (every product stays below 2**62).
+# arithmetic (every product stays below 2**62).
 PRIME = 2_147_483_647
 MULTIPLIERS = (1_103_515_245, 747_796_405, 1_664_525, 1_013_904_223)
 
@@ -75,22 +75,6 @@ def split_names(rows, settings):
     test = float(settings.get("test_split", 0.2))
     validation = float(settings.get("validation_split", 0.2))
     return np.where(fractions < test, 2, np.where(fractions < test + validation, 1, 0))
-
-
-def _tf_split(rows, settings):
-    """`split_names` in TensorFlow, for a batch of row numbers (int64)."""
-    import tensorflow as tf
-
-    a, b, c, d = MULTIPLIERS
-    seed = int(settings.get("split_seed", 1337)) % PRIME
-    h = tf.math.floormod(tf.math.floormod(rows, PRIME) * a, PRIME)
-    h = tf.math.floormod(h + (seed * b) % PRIME + c, PRIME)
-    h = tf.math.floormod(h * h + d, PRIME)
-    h = tf.math.floormod(h * h + a, PRIME)
-    fractions = tf.cast(h, tf.float64) / PRIME
-    test = float(settings.get("test_split", 0.2))
-    validation = float(settings.get("validation_split", 0.2))
-    return tf.where(fractions < test, 2, tf.where(fractions < test + validation, 1, 0))
 
 
 class _Progress:
@@ -254,9 +238,7 @@ def scan(path, target, source, task, settings, spec=None, chunk_rows=None):
         if target not in map(str, head.columns):
             tabular.split_target(head.rename(columns=str), target, task, source)
         head, record = tabular.prepare_frame(head, reading, target, source)
-        # True/False columns are categories: tf.data reads numbers as numbers only.
         types = {name: "number" if pd.api.types.is_numeric_dtype(head[name])
-                 and not pd.api.types.is_bool_dtype(head[name])
                  and name not in record["categorical"] else "category"
                  for name in head.columns if name != target}
         if not types:
@@ -265,6 +247,17 @@ def scan(path, target, source, task, settings, spec=None, chunk_rows=None):
     else:
         record = dict(spec.get("csv") or {})
         types = dict(tabular.schema_columns(spec))
+        columns = [str(name) for name in pd.read_csv(path, sep=record.get("sep") or ",",
+                                                     nrows=0).columns]
+        absent = [name for name in types if name not in columns]
+        if absent:
+            raise DataError(f"Missing column(s) {', '.join(map(repr, absent))} in {source!r}: "
+                            f"the model was trained on {', '.join(types)}.")
+        if target not in columns:
+            raise DataError(f"Target column {target!r} not found in {source!r}. "
+                            f"Columns: {', '.join(columns)}")
+        if record.get("time_column") not in columns:
+            record["time_column"] = None
     categories = {name: set() for name, kind in types.items() if kind == "category"}
     known = spec.get("categories") if spec is not None else None
     counts = dict.fromkeys(SPLITS, 0)
@@ -442,59 +435,51 @@ def score_baseline(path, spec, weights, settings, chunk_rows=None):
     return {"model": "linear_least_squares", "accuracy": correct / count}
 
 
-def datasets(path, spec, settings):
-    """Train, validation and test datasets that read the CSV file in batches.
+def _batches(path, spec, settings, index):
+    """Yields the `(features, labels)` arrays of split `index`, chunk by chunk of the file."""
+    task, target = spec["task"], spec["target"]
+    types = spec["columns"]
+    classes = {name: i for i, name in enumerate(spec.get("class_names") or [])}
+    options = {**(spec.get("csv") or {}), "drop": [], "ids": []}
+    for chunk in _reader(path, spec.get("csv") or {}, types, target, task, CHUNK_ROWS):
+        chunk, _ = tabular.prepare_frame(chunk, options, target, "", learn=False)
+        chunk = chunk[split_names(chunk.index.to_numpy(), settings) == index]
+        if len(chunk) == 0:
+            continue
+        _check_chunk(chunk, types, target, task, str(path))  # the file may have changed
+        features = _encode(chunk, types, spec["categories"])[spec["feature_names"]]
+        features = features.to_numpy(np.float32)
+        if task == "regression":
+            labels = chunk[target].to_numpy(np.float32)
+        else:
+            labels = chunk[target].astype(str).map(classes).to_numpy()
+            if np.isnan(labels.astype(np.float64)).any():
+                raise DataError(f"{str(path)!r} changed since it was read: its target column "
+                                f"{target!r} holds classes the model does not know.")
+            labels = labels.astype(np.int32)
+        for start in range(0, len(labels), READ_BATCH):
+            yield features[start:start + READ_BATCH], labels[start:start + READ_BATCH]
 
-    Each yields unbatched `(features, label)` pairs, encoded in the graph as the spec
-    says, with its cardinality known (`num_examples`).
+
+def datasets(path, spec, settings):
+    """Train, validation and test datasets that read the CSV file in chunks.
+
+    Each yields unbatched `(features, label)` pairs encoded as the spec says, with its
+    cardinality known (`num_examples`). The file is parsed by pandas, as in the
+    statistics pass (the same parser reads the same values, and faster than
+    `tf.data.experimental.CsvDataset`); one chunk is held at a time.
     """
     import tensorflow as tf
 
-    task, target = spec["task"], spec["target"]
-    csv = spec.get("csv") or {}
-    columns = [str(name) for name in pd.read_csv(path, sep=csv.get("sep") or ",",
-                                                 nrows=0).columns]
-    types = spec["columns"]
-    used = sorted(columns.index(name) for name in (*types, target))
-    names = [columns[index] for index in used]
-    defaults = []
-    for name in names:
-        if name == target:
-            defaults.append(tf.float32 if task == "regression" else tf.string)
-        else:
-            defaults.append(tf.float32 if types[name] == "number" else tf.string)
-    class_names = tf.constant(spec.get("class_names") or [""])
-
-    def encode(row_numbers, *values):
-        by_name = dict(zip(names, values))
-        parts = []
-        for name in spec["feature_names"]:
-            if name in types and types[name] == "number":
-                parts.append(by_name[name])
-            else:
-                column, value = name.split("=", 1)
-                parts.append(tf.cast(tf.equal(by_name[column], value), tf.float32))
-        features = tf.stack(parts, axis=1)
-        if task == "regression":
-            labels = by_name[target]
-        else:
-            labels = tf.argmax(tf.cast(tf.equal(by_name[target][:, None], class_names[None, :]),
-                                       tf.int32), axis=1, output_type=tf.int32)
-        return _tf_split(row_numbers, settings), features, labels
+    width = len(spec["feature_names"])
+    label = (tf.TensorSpec([None], tf.float32) if spec["task"] == "regression"
+             else tf.TensorSpec([None], tf.int32))
+    signature = (tf.TensorSpec([None, width], tf.float32), label)
 
     def split(index):
-        lines = tf.data.experimental.CsvDataset(
-            str(path), defaults, header=True, field_delim=csv.get("sep") or ",",
-            select_cols=used)
-        numbered = tf.data.Dataset.zip((tf.data.Dataset.range(2 ** 62), lines))
-        batches = numbered.batch(READ_BATCH).map(
-            lambda row_numbers, values: encode(row_numbers, *values),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        kept = batches.map(lambda part, x, y: (tf.boolean_mask(x, tf.equal(part, index)),
-                                               tf.boolean_mask(y, tf.equal(part, index))),
-                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        rows = kept.unbatch()
-        return rows.apply(tf.data.experimental.assert_cardinality(
+        batches = tf.data.Dataset.from_generator(
+            lambda: _batches(path, spec, settings, index), output_signature=signature)
+        return batches.unbatch().apply(tf.data.experimental.assert_cardinality(
             spec["num_examples"][SPLITS[index]]))
 
     return [split(index) for index in range(3)]
