@@ -8,16 +8,23 @@
    the new trials each needed to reach the earlier search's best validation accuracy
    (`--tolerance` below it counts), and the best each found.
 
-Each part repeats for `--seeds` seeds (1337 on) and prints the median with the range.
+3. Disk: the size of the search folder after a 6-trial random search and a Hyperband
+   search (`--epochs 3`) of the cnn recipe, and how many weight files it holds; with
+   `--kerasdl-path CHECKOUT` the same searches run with another checkout's kerasdl
+   (for a before/after).
+
+Parts 1 and 2 repeat for `--seeds` seeds (1337 on) and print the median with the range.
 Settings that keep it affordable on a shared 2-core CPU: 16x16 images; the warm-start
 part searches filters, dropout and learning rate with the other hyperparameters pinned
 (3 dimensions: Bayesian optimisation fits its model after 9 trials).
 
 Usage:
-    python benchmarks/search.py [--seeds 3] [--part prune|warm|both] [--workdir DIR]
+    python benchmarks/search.py [--seeds 3] [--part prune|warm|disk|all] [--workdir DIR]
+    python benchmarks/search.py --part disk --kerasdl-path /path/to/older/checkout
 """
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -32,10 +39,13 @@ PINNED = ["--set", "batch_norm=true", "--set", "conv_blocks=2", "--set", "convs_
           "--set", "augment=false"]
 
 
-def tune(out, *args):
+def tune(out, *args, kerasdl_path=None):
     started = time.perf_counter()
+    env = dict(os.environ)
+    if kerasdl_path:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [kerasdl_path, env.get("PYTHONPATH")]))
     done = subprocess.run([sys.executable, "-m", "kerasdl", "tune", "cnn", *COMMON, *args,
-                           "--output", str(out)], capture_output=True, text=True)
+                           "--output", str(out)], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"kerasdl tune failed:\n{done.stderr[-3000:]}")
     frame = pd.read_csv(out / "results.csv", dtype={"trial_id": str})
@@ -66,14 +76,13 @@ def prune_part(seeds, workdir):
     ratio = [f["pruned"][0] / f["unpruned"][0] for _, f in rows]
     gap = [f["unpruned"][1] - f["pruned"][1] for _, f in rows]
     print("| seed | epochs unpruned | epochs pruned | pruned / unpruned | trials pruned | "
-          "best val_accuracy unpruned | best pruned | difference | seconds unpruned / pruned |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "best val_accuracy unpruned | best pruned | difference |")
+    print("|---|---|---|---|---|---|---|---|")
     for seed, f in rows:
         print(f"| {seed} | {f['unpruned'][0]} | {f['pruned'][0]} | "
               f"{f['pruned'][0] / f['unpruned'][0]:.2f} | {f['pruned'][2]} | "
               f"{f['unpruned'][1]:.4f} | {f['pruned'][1]:.4f} | "
-              f"{f['unpruned'][1] - f['pruned'][1]:+.4f} | "
-              f"{f['unpruned'][3]:.0f} / {f['pruned'][3]:.0f} |")
+              f"{f['unpruned'][1] - f['pruned'][1]:+.4f} |")
     print(f"\nPruned / unpruned epochs: median {spread(ratio, '{:.2f}')}; best val_accuracy "
           f"lost to pruning: median {spread(gap, '{:+.4f}')} (target: <= 0.70 and <= 0.01).")
 
@@ -122,10 +131,27 @@ def warm_part(seeds, workdir, earlier_trials, new_trials, tolerance):
           f"{spread(cost[1], '{:.0f}')}.")
 
 
+def disk_part(workdir, kerasdl_path):
+    print("\n| search | trials | folder size | weight files | largest weight file |")
+    print("|---|---|---|---|---|")
+    for label, args in (("random, 6 trials x 2 epochs", ["--tuner", "random", "--max-trials",
+                                                          "6", "--epochs", "2"]),
+                        ("hyperband, --epochs 3", ["--tuner", "hyperband", "--epochs", "3"])):
+        out = Path(workdir) / f"disk-{args[1]}"
+        frame, _ = tune(out, *args, kerasdl_path=kerasdl_path)
+        files = [p for p in out.rglob("*") if p.is_file()]
+        weights = [p for p in files if p.name.startswith("checkpoint") or p.suffix == ".keras"]
+        size = sum(p.stat().st_size for p in files)
+        largest = max((p.stat().st_size for p in weights), default=0)
+        print(f"| {label} | {len(frame)} | {size / 1e6:.2f} MB | {len(weights)} | "
+              f"{largest / 1e6:.2f} MB |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--part", choices=["prune", "warm", "both"], default="both")
+    parser.add_argument("--part", choices=["prune", "warm", "disk", "all"], default="all")
+    parser.add_argument("--kerasdl-path", help="run part 3 with this checkout's kerasdl")
     parser.add_argument("--earlier-trials", type=int, default=10)
     parser.add_argument("--new-trials", type=int, default=8)
     parser.add_argument("--tolerance", type=float, default=0.0)
@@ -134,10 +160,12 @@ def main():
     seeds = [1337 + i for i in range(args.seeds)]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or tmp
-        if args.part in ("prune", "both"):
+        if args.part in ("prune", "all"):
             prune_part(seeds, workdir)
-        if args.part in ("warm", "both"):
+        if args.part in ("warm", "all"):
             warm_part(seeds, workdir, args.earlier_trials, args.new_trials, args.tolerance)
+        if args.part in ("disk", "all"):
+            disk_part(workdir, args.kerasdl_path)
 
 
 if __name__ == "__main__":
