@@ -173,7 +173,9 @@ def run_of(artifact):
     return None
 
 
-def _custom_evaluation(model):
+def scores_itself(model):
+    """Whether a model scores itself in its own `test_step` (GAN, VAE, RBM) or has no
+    compiled loss: its artifacts cannot be scored with the run's loss and metrics."""
     import keras
 
     return type(model).test_step is not keras.Model.test_step or not model.compiled \
@@ -212,7 +214,7 @@ def evaluate_artifact(artifact, run=None, data=None, target=None, data_dir=None,
     model, config, recipe = load_run(run, unsafe)
     if config is None:
         raise UsageError(f"`--run` must be a run folder (with config.json). Received: {str(run)!r}")
-    if _custom_evaluation(model):
+    if scores_itself(model):
         raise UsageError(f"The {config['recipe']} recipe scores itself in its own test_step; "
                          "artifacts are evaluated for recipes compiled with a loss "
                          "(use `kerasdl evaluate RUN`).")

@@ -321,7 +321,7 @@ def export(path, fmt, output=None, force=False, unsafe=False, quantize=None):
 
 def _measure_quantized(run, artifact, fmt, quantize, target, config, recipe, unsafe):
     """The float model's size and test metrics beside the quantized artifact's."""
-    from kerasdl.artifacts import _custom_evaluation
+    from kerasdl.artifacts import scores_itself
     from kerasdl.artifacts import evaluate_artifact
     from kerasdl.evaluation import evaluate
 
@@ -335,7 +335,7 @@ def _measure_quantized(run, artifact, fmt, quantize, target, config, recipe, uns
     if fmt == "keras":
         found["int8_layers"] = _quantized_layers(target)
     model = load_run(run, unsafe)[0]
-    if _custom_evaluation(model):
+    if scores_itself(model):
         found["metrics"] = None  # the recipe scores itself in its own test_step (GAN, VAE)
         return found
     found["float_metrics"] = evaluate(run, unsafe=unsafe)
