@@ -21,17 +21,23 @@ ARTIFACTS = {"keras": "model.keras", "saved_model": "saved_model", "tflite": "mo
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One short run of every recipe (and the VAE), trained once for all export tests."""
+def trained(tmp_path_factory, cnn_run):
+    """One short run of every recipe (and the VAE), trained once for all export tests.
+
+    The cnn is `cnn_run` (3 epochs), shared with the quantization tests: their
+    artifacts have names of their own (model-int8.tflite, ...).
+    """
     from click.testing import CliRunner
 
     from kerasdl.cli import cli
 
     root = tmp_path_factory.mktemp("runs")
-    found = {}
+    found = {"cnn": cnn_run}
     for name, extra in [*[(recipe, EXTRA.get(recipe, [])) for recipe in RECIPES],
                         ("autoencoder", ["--set", "variant=variational"])]:
         key = f"{name}-variational" if "variant=variational" in extra else name
+        if key in found:
+            continue
         result = CliRunner().invoke(cli, ["train", name, "--epochs", "1", "--output",
                                           str(root / key), *extra])
         assert result.exit_code == 0, result.stderr
