@@ -406,7 +406,8 @@ def check_memory(settings, shape, count, cache="memory", memory=None):
 
     The estimate: a batch of float32 images, its augmented copy and the first layer's
     activations (4 batches: a floor, the model holds more), plus every image when the
-    data is cached in memory (`cache` "memory"; "file" and "none" keep only batches).
+    data is cached in memory (`cache` "memory"), else the training shuffle buffer
+    ("file" and "none" keep only batches and that buffer).
 
     Args:
         settings: resolved settings (reads `batch_size`).
@@ -426,6 +427,11 @@ def check_memory(settings, shape, count, cache="memory", memory=None):
     needed = 4 * image_bytes * batch_size
     if cache == "memory" and count:
         needed += image_bytes * count
+    else:  # the training shuffle buffer (`kerasdl.data.images.shuffle_buffer`)
+        from kerasdl.data.images import shuffle_buffer
+
+        buffer = shuffle_buffer(shape[:2], shape[2], batch_size)
+        needed += image_bytes * (min(buffer, count) if count else buffer)
     memory = available_memory() if memory is None else memory
     if memory and needed > memory:
         raise UsageError(

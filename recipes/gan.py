@@ -151,7 +151,7 @@ def make_pipeline(ds, spec, hp, training, batch_size=64):
     if spec.get("cache", "memory") == "memory":  # else cached in a file, or too large
         ds = ds.cache()
     if training:
-        ds = ds.shuffle(4096)
+        ds = ds.shuffle(min(4096, spec.get("shuffle_buffer", 4096)))  # large images: fewer
     return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
 
 

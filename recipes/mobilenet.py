@@ -68,7 +68,7 @@ def make_pipeline(ds, spec, hp, training, batch_size=32):
     if spec.get("cache", "memory") == "memory":  # else cached in a file, or too large
         ds = ds.cache()
     if training:
-        ds = ds.shuffle(2048)
+        ds = ds.shuffle(min(2048, spec.get("shuffle_buffer", 2048)))  # large images: fewer
     ds = ds.batch(batch_size)
     if training and hp.Boolean("augment", default=False):
         augment = keras.Sequential([layers.RandomRotation(0.05),

@@ -4,6 +4,7 @@ import io
 import json
 import tempfile
 
+import keras_tuner
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ from kerasdl import diskspace
 from kerasdl import settings as run_settings
 from kerasdl.data import images as image_files
 from kerasdl.data import load_data
+from kerasdl.registry import load_recipe
 from tests.conftest import assert_one_line_error
 
 LEVELS = {"bright": 220, "dark": 25}
@@ -58,8 +60,15 @@ def test_folder_over_the_memory_budget_is_cached_in_a_file(tmp_path, tmpdir_for_
     # 24 images of 12x12x3 take 41 KiB as float32: over 1/32 of 256 KiB.
     monkeypatch.setattr(run_settings, "available_memory", lambda: 256 * 1024)
     folder = _folder(tmp_path / "photos")
-    splits = load_data(str(folder), "image_classification", {"image_size": [12, 12]})
+    splits = load_data(str(folder), "image_classification", {"image_size": [12, 12],
+                                                              "batch_size": 4})
     assert splits.spec["cache"] == "file"
+    # The recipes' shuffle buffers hold 64 MiB of float32 images, not the recipe's 4096.
+    assert splits.spec["shuffle_buffer"] == 64 * 2 ** 20 // (12 * 12 * 3 * 4)
+    train = load_recipe("cnn").make_pipeline(
+        splits.train, {**splits.spec, "shuffle_buffer": 3}, keras_tuner.HyperParameters(),
+        training=True, batch_size=1)
+    assert len(list(train)) == splits.spec["num_examples"]["train"]
     first = _means(splits.train)
     labels = [int(label) for _, label in splits.train.as_numpy_iterator()]
     assert labels and all(

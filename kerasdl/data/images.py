@@ -197,6 +197,17 @@ def decoded_bytes(count, image_size, channels, bytes_per_value=4):
     return int(count) * height * width * int(channels) * bytes_per_value
 
 
+SHUFFLE_BYTES = 64 * 2 ** 20
+
+
+def shuffle_buffer(image_size, channels, batch_size=32):
+    """How many decoded images a training shuffle buffer holds when they are not cached in
+    memory: `SHUFFLE_BYTES` of float32 images, at least 8 batches (what
+    `keras.utils.image_dataset_from_directory` shuffles), so the buffer does not grow
+    with the image size. The files are in a random order already (the seeded split)."""
+    return max(8 * int(batch_size), SHUFFLE_BYTES // decoded_bytes(1, image_size, channels))
+
+
 def cache_choice(count, image_size, channels, memory, disk_free):
     """Where the decoded images of a data set are cached: "memory", "file" or "none".
 

@@ -484,6 +484,9 @@ def _image_folder(path, settings):
                          for name, index in zip(("train", "validation", "test"), parts)},
         "cache": cache,
     }
+    if cache != "memory":  # the recipes' shuffle buffers of float32 images, bounded too
+        spec["shuffle_buffer"] = image_files.shuffle_buffer(
+            image_size, channels, settings.get("batch_size") or 32)
     return Splits(*datasets, spec=spec)
 
 

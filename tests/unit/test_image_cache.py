@@ -45,12 +45,20 @@ def test_check_memory_counts_the_cache_only_when_it_is_in_memory():
     assert "7.3 GiB" in message or "7.4 GiB" in message, message
     assert "cached in memory" in message and "4.0 GiB is available" in message
     assert "--image-size" in message and "--batch-size" in message
-    # A file cache or none keeps only batches: 32 x 4 x 0.75 MiB fits.
+    # A file cache or none keeps only batches and the shuffle buffer: 32 x 4 x 0.75 MiB
+    # and 256 images (8 batches: 64 MiB is fewer images) fit.
     settings.check_memory({"batch_size": 32}, shape, count, "file", memory=4 * GIB)
     settings.check_memory({"batch_size": 32}, shape, count, "none", memory=4 * GIB)
 
 
 def test_check_memory_refuses_a_huge_image_size_whatever_the_cache():
-    with pytest.raises(UsageError, match="8192x8192 needs at least 96.0 GiB.*decoded each epoch"):
+    # 4 batches of 32 (96 GiB) and a shuffle buffer of the 24 images (18 GiB).
+    with pytest.raises(UsageError, match="8192x8192 needs at least 114.0 GiB.*decoded each epoch"):
         settings.check_memory({"batch_size": 32}, [8192, 8192, 3], 24, "none",
                               memory=16 * GIB)
+
+
+def test_shuffle_buffer_holds_64_mib_of_images_and_at_least_8_batches():
+    assert images.shuffle_buffer((64, 64), 3, 32) == 64 * 2 ** 20 // (64 * 64 * 3 * 4)  # 1365
+    assert images.shuffle_buffer((224, 224), 3, 32) == 8 * 32  # 588 KiB images: 8 batches
+    assert images.shuffle_buffer((8, 8), 1, 32) > 4096  # small images: the recipe's own bound
