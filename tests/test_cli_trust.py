@@ -70,6 +70,8 @@ def test_every_command_prints_only_results_on_stdout(cli, tmp_path):
 
     assert json.loads(run("list", "--json").stdout)[0]["name"] == registry.list_recipes()[0]
     run("show", "cnn", "--json", kind="json")
+    assert json.loads(run("check", "perceptron", "--steps", "1", "--json",
+                          kind="json").stdout)["passed"]
     run("info", "--json", kind="json")
     run("copy", "perceptron", tmp_path / "copied", kind="path")
 
