@@ -48,7 +48,7 @@ class Runtime:
 def _keras_runtime(model, recipe=None):
     import tensorflow as tf
 
-    from kerasdl.export import servable
+    from kerasdl.registry import servable
 
     target = servable(model, recipe)
     shape = tuple(target.input_shape[1:])

@@ -28,6 +28,7 @@ from kerasdl import runs
 from kerasdl.data import load_data
 from kerasdl.errors import KerasdlError
 from kerasdl.errors import UsageError
+from kerasdl.registry import servable
 from kerasdl.session import fixed_hp
 from kerasdl.evaluation import load_run
 
@@ -49,13 +50,6 @@ REPRESENTATIVE_EXAMPLES = 300
 
 class ExportCheckFailed(KerasdlError):
     """An exported model answers differently from the Keras model."""
-
-
-def servable(model, recipe=None):
-    """The part of a model that serves predictions: what the recipe's `serving_model`
-    hook returns (a GAN's generator), else the model."""
-    serving_model = registry.hook_of(recipe, "serving_model") if recipe is not None else None
-    return serving_model(model) if serving_model is not None else model
 
 
 def sample_inputs(model, config, recipe, batch_size=16):

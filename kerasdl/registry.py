@@ -410,3 +410,10 @@ def _import_file(path):
         raise RecipeError(f"Recipe file {str(path)!r} fails to import{where}: "
                           f"{type(error).__name__}: {message}") from None
     return module
+
+
+def servable(model, recipe=None):
+    """The part of a model that serves predictions: what the recipe's `serving_model`
+    hook returns (a GAN's generator), else the model."""
+    serving_model = hook_of(recipe, "serving_model") if recipe is not None else None
+    return serving_model(model) if serving_model is not None else model
