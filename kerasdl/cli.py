@@ -484,7 +484,8 @@ def check(recipe, steps, data, target, as_json):
 
     Reads its declarations, builds its default model, trains a few steps through its
     own pipeline, saves and reloads it, compares the search space and calls each hook
-    it declares (the recipe contract: recipes/README.md, installed with the recipes).
+    it declares (the recipe contract, installed with the recipes: a failed check prints
+    its path).
     Exits 1 when a rule is broken, naming each one; a stale `Parameters:` line in a
     file of your own is a warning.
     """

@@ -55,8 +55,9 @@ def recipes_dir():
 def contract_path():
     """The installed copy of the recipe contract (recipes/README.md), shipped with the recipes.
 
-    Installed, it is `README.md` of the package `kerasdl.recipes`; error messages and
-    `kerasdl show --contract` point there, not at a repository path a user may not have.
+    Installed, it is `README.md` of the package `kerasdl.recipes` (package data); error
+    messages, `kerasdl copy` and a failed `kerasdl check` point there, not at a repository
+    path an installed user does not have.
     """
     return recipes_dir() / "README.md"
 
