@@ -9,6 +9,7 @@ TensorFlow is imported only inside the commands that need it, so `--help`,
 import contextlib
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -469,7 +470,7 @@ def show(recipe, params, as_json):
     if info["parameters"] is not None:  # read from the docstring, not counted (TF-free)
         _result(f"\nParameters stated by the header: {info['parameters']:,} (on "
                 f"{info['defaults'].get('data', 'its default data')}; `kerasdl show "
-                f"{recipe} --params` builds the default model and counts them)")
+                f"{shlex.quote(recipe)} --params` builds the default model and counts them)")
 
 
 @cli.command()
@@ -1127,7 +1128,7 @@ def copy(recipe, dest, force):
 def _as_path(target):
     """How to name a copied recipe file on the command line: with a `/`, so it is a file."""
     text = str(target)
-    return text if "/" in text or os.sep in text else f"./{text}"
+    return shlex.quote(text if "/" in text or os.sep in text else f"./{text}")
 
 
 def main():
