@@ -9,6 +9,7 @@ TensorFlow is imported only inside the commands that need it, so `--help`,
 import contextlib
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -466,9 +467,10 @@ def show(recipe, params, as_json):
             for p in info["search_space"]]
     _result("  " + _table(rows, ("NAME", "TYPE", "RANGE / CHOICES", "DEFAULT"))
             .replace("\n", "\n  "))
-    if info["parameters"] is not None:
-        _result(f"\nDefault model: {info['parameters']:,} parameters "
-                f"(on {info['defaults'].get('data', 'its default data')})")
+    if info["parameters"] is not None:  # read from the docstring, not counted (TF-free)
+        _result(f"\nParameters stated by the header: {info['parameters']:,} (on "
+                f"{info['defaults'].get('data', 'its default data')}; `kerasdl show "
+                f"{shlex.quote(recipe)} --params` builds the default model and counts them)")
 
 
 @cli.command()
@@ -483,7 +485,10 @@ def check(recipe, steps, data, target, as_json):
 
     Reads its declarations, builds its default model, trains a few steps through its
     own pipeline, saves and reloads it, compares the search space and calls each hook
-    it declares (recipes/README.md). Exits 1 when a rule is broken, naming each one.
+    it declares (the recipe contract, installed with the recipes: a failed check prints
+    its path).
+    Exits 1 when a rule is broken, naming each one; a stale `Parameters:` line in a
+    file of your own is a warning.
     """
     registry.recipe_path(recipe)  # an unknown name or a missing file: exit 2, at once
     _start_tensorflow()
@@ -493,12 +498,18 @@ def check(recipe, steps, data, target, as_json):
     if as_json:
         _result(json.dumps(report, indent=2))
     else:
-        rows = [(item["check"], "ok" if item["passed"] else "VIOLATED", item["message"])
-                for item in report["checks"]]
+        rows = [(item["check"], "VIOLATED" if not item["passed"] else "warning"
+                 if item["message"].startswith("warning: ") else "ok",
+                 item["message"].removeprefix("warning: ")) for item in report["checks"]]
         _result(_table(rows, ("CHECK", "RESULT", "DETAIL")))
+    for item in report["checks"]:
+        if item["passed"] and item["message"].startswith("warning: "):
+            click.echo(f"Warning: {item['check']}: {item['message'][len('warning: '):]}",
+                       err=True)
     for item in report["violations"]:
         click.echo(f"Violation: {item['check']}: {item['message']}", err=True)
     if report["violations"]:
+        click.echo(f"The recipe contract: {registry.contract_path()}", err=True)
         sys.exit(1)
 
 
@@ -1110,6 +1121,14 @@ def copy(recipe, dest, force):
         raise KerasdlError(f"{str(target)!r} is a folder; give a file name or another folder.")
     runs.write_text(target, source)
     _result(str(target))
+    click.echo(f"Edit it, then check it: kerasdl check {_as_path(target)}. The recipe contract "
+               f"it keeps: {registry.contract_path()}", err=True)
+
+
+def _as_path(target):
+    """How to name a copied recipe file on the command line: with a `/`, so it is a file."""
+    text = str(target)
+    return shlex.quote(text if "/" in text or os.sep in text else f"./{text}")
 
 
 def main():

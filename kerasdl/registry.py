@@ -52,6 +52,20 @@ def recipes_dir():
     return Path(__file__).resolve().parent.parent / "recipes"
 
 
+def contract_path():
+    """The installed copy of the recipe contract (recipes/README.md), shipped with the recipes.
+
+    Installed, it is `README.md` of the package `kerasdl.recipes` (package data); error
+    messages, `kerasdl copy` and a failed `kerasdl check` point there, not at a repository
+    path an installed user does not have.
+    """
+    return recipes_dir() / "README.md"
+
+
+def _see_contract():
+    return f"see the recipe contract, {contract_path()}"
+
+
 def list_recipes():
     """Returns the sorted names of all recipes."""
     return sorted(
@@ -175,7 +189,7 @@ def contract_info(recipe):
     info = recipe_info(recipe)
     if info["missing"]:
         raise RecipeError(f"Recipe {str(recipe)!r} breaks the recipe contract: it lacks "
-                          f"{', '.join(info['missing'])} (see recipes/README.md).")
+                          f"{', '.join(info['missing'])} ({_see_contract()}).")
     if isinstance(info["task"], str) and info["task"] not in TASKS \
             and info["task"].isidentifier():
         raise RecipeError(f"Recipe {str(recipe)!r} breaks the recipe contract: TASK must be "
@@ -345,7 +359,7 @@ def load_recipe(name):
     if missing:
         raise RecipeError(
             f"Recipe {str(name)!r} breaks the recipe contract: it lacks {', '.join(missing)} "
-            "(see recipes/README.md)."
+            f"({_see_contract()})."
         )
     if module.TASK not in TASKS:
         raise RecipeError(f"Recipe {str(name)!r} breaks the recipe contract: TASK must be one "
@@ -353,8 +367,8 @@ def load_recipe(name):
     needed = [hook for hook in TASK_HOOKS.get(module.TASK, ()) if hook_of(module, hook) is None]
     if needed:
         raise RecipeError(f"Recipe {str(name)!r} breaks the recipe contract: a "
-                          f"{module.TASK} recipe defines {', '.join(needed)} (see "
-                          "recipes/README.md).")
+                          f"{module.TASK} recipe defines {', '.join(needed)} "
+                          f"({_see_contract()}).")
     return module
 
 

@@ -74,6 +74,7 @@ def violated(report):
 def test_every_shipped_recipe_passes_the_check(name):
     report = check_recipe(name, steps=1)
     assert report["passed"], report["violations"]
+    assert names_are_distinct(report), report["checks"]
     checks = {item["check"] for item in report["checks"]}
     # The model was really built, trained, saved and reloaded.
     assert {"default model", "training", "save and reload", "search space", "seed"} <= checks
@@ -84,6 +85,7 @@ def test_every_shipped_recipe_passes_the_check(name):
 def test_a_good_recipe_file_passes(tmp_path):
     report = check_recipe(str(write(tmp_path, GOOD)))
     assert report["passed"], report["violations"]
+    assert names_are_distinct(report), report["checks"]
     assert report["recipe"].endswith("tiny.py")
 
 
@@ -122,7 +124,7 @@ def test_a_good_recipe_file_passes(tmp_path):
                   "        return x * 2.0\n\n\nTASK ="),
      "save and reload", "register_keras_serializable"),
     (lambda s: s + "\n\ndef image_grids(model):\n    return [model]\n",
-     "hook image_grids", "{name: (images, title)}"),
+     "hook image_grids call", "{name: (images, title)}"),
 ])
 def test_a_broken_recipe_file_names_the_rule(tmp_path, edit, check, fragment):
     report = check_recipe(str(write(tmp_path, edit(GOOD))))
@@ -152,3 +154,56 @@ def test_check_of_a_missing_file_or_name_is_a_usage_error(cli, tmp_path):
 
     assert_one_line_error(cli("check", "./nowhere.py"), 2, "Recipe file not found")
     assert_one_line_error(cli("check", "cnnn"), 2, "Unknown recipe: 'cnnn'")
+
+
+def names_are_distinct(report):
+    names = [item["check"] for item in report["checks"]]
+    return len(names) == len(set(names))
+
+
+def test_a_stale_parameter_count_warns_in_a_file_of_your_own(cli, tmp_path):
+    # The default model: 2*8+8 + 8*2+2 = 42 parameters; the header says 99.
+    stale = GOOD.replace("Result: none measured.\n", "Result: none measured.\n\n"
+                         "Parameters: 99 (the default model on xor)\n")
+    report = check_recipe(str(write(tmp_path, stale)))
+    assert report["passed"], report["violations"]
+    assert names_are_distinct(report), report["checks"]
+    rows = {item["check"]: item for item in report["checks"]}
+    assert rows["header"]["message"] == ""  # the header's fields are one row, the count another
+    assert rows["header parameters"]["message"] == (
+        "warning: the header says 99 parameters; the default model has 42: update the "
+        "header's `Parameters:` line")
+
+    result = cli("check", "./tiny.py", "--steps", "1")
+    assert result.exit_code == 0, result.stderr
+    row = [line.split() for line in result.stdout.splitlines()
+           if line.startswith("header parameters")][0]
+    assert row[2] == "warning"
+    assert "Warning: header parameters: the header says 99 parameters" in result.stderr
+
+    fixed = check_recipe(str(write(tmp_path, stale.replace("Parameters: 99", "Parameters: 42"))))
+    assert {item["check"]: item["message"] for item in fixed["checks"]}["header parameters"] == ""
+
+
+def test_a_stale_parameter_count_in_a_shipped_recipe_is_a_violation(monkeypatch):
+    read = registry.recipe_info
+
+    def stale(name):  # perceptron's header as it would read after an unrecorded edit
+        info = read(name)
+        return {**info, "parameters": info["parameters"] + 1}
+
+    monkeypatch.setattr(registry, "recipe_info", stale)
+    report = check_recipe("perceptron", steps=1)
+    actual = read("perceptron")["parameters"]
+    assert violated(report) == {"header parameters": (
+        f"the header says {actual + 1:,} parameters; the default model has {actual:,}: update "
+        "the header's `Parameters:` line")}
+    assert names_are_distinct(report), report["checks"]
+
+
+def test_a_failed_check_points_to_the_installed_contract(cli, tmp_path):
+    path = write(tmp_path, GOOD.replace("def build_model(hp, spec):", "def build_model(spec, hp):"))
+    result = cli("check", str(path))
+    assert result.exit_code == 1
+    assert f"The recipe contract: {registry.contract_path()}" in result.stderr
+    assert registry.contract_path().read_text().startswith("# The recipe contract")

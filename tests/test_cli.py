@@ -53,7 +53,9 @@ def test_show_prints_header_defaults_search_space_and_parameters(cli):
     text = result.stdout
     assert text.startswith("Convolutional image classifier")
     assert "epochs: 40" in text
-    assert "Default model: 66,218 parameters" in text
+    # The header's figure, labelled as such: show reads the source and builds no model.
+    assert "Parameters stated by the header: 66,218 (on digits;" in text
+    assert "`kerasdl show cnn --params`" in text and "Default model:" not in text
     rows = {line.split()[0]: line.split() for line in text.splitlines()
             if line.startswith("  ") and len(line.split()) >= 3}
     assert rows["filters"][1:] == ["Int", "16", "..", "128", "step", "16", "32"]

@@ -1,6 +1,7 @@
 """The recipe contract's declarations, read and checked without training (recipes/README.md)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +146,26 @@ def test_weights_for_a_recipe_without_a_pretrained_base_is_a_usage_error():
     resolved = settings.resolve(registry.recipe_info("vgg16")["defaults"], None,
                                 {"weights": "none"})
     settings.check_data(resolved, registry.recipe_info("vgg16"))  # accepted
+
+
+def test_the_contract_ships_with_the_recipes_and_errors_point_to_it(tmp_path, cli):
+    import configparser
+    import importlib.resources
+
+    # Installed, the contract is package data of kerasdl.recipes (not a repository path).
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).resolve().parents[2] / "setup.cfg")
+    assert "README.md" in config["options.package_data"]["kerasdl.recipes"].split()
+    packaged = importlib.resources.files("kerasdl.recipes").joinpath("README.md")
+    assert packaged.is_file() and Path(str(packaged)) == registry.contract_path()
+    assert registry.contract_path().read_text().startswith("# The recipe contract")
+
+    path = recipe_file(tmp_path, MINIMAL.replace('OBJECTIVE = "val_loss"\n', ""))
+    with pytest.raises(RecipeError) as error:
+        registry.contract_info(str(path))
+    assert f"see the recipe contract, {registry.contract_path()}" in str(error.value)
+
+    copied = cli("copy", "regression", "mine2.py")
+    assert copied.exit_code == 0
+    assert "kerasdl check ./mine2.py" in copied.stderr
+    assert str(registry.contract_path()) in copied.stderr
