@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from kerasdl.errors import DataError
+from kerasdl.errors import UsageError
 
 MAX_CATEGORIES = 50
 
@@ -207,10 +208,7 @@ def split_target(frame, target, task, source):
     if task == "regression":
         if not pd.api.types.is_numeric_dtype(column):
             example = column[pd.to_numeric(column, errors="coerce").isna()].iloc[0]
-            raise DataError(
-                f"Target column {target!r} must be numeric for regression. "
-                f"Received: {example!r}"
-            )
+            raise regression_target_error(target, example)
         return features, column.to_numpy(np.float32), {}
     distinct = column.nunique()
     if pd.api.types.is_numeric_dtype(column) and (
@@ -222,6 +220,15 @@ def split_target(frame, target, task, source):
     class_names = sorted(column.astype(str).unique())
     labels = column.astype(str).map({name: i for i, name in enumerate(class_names)})
     return features, labels.to_numpy(np.int32), {"class_names": class_names}
+
+
+def regression_target_error(target, example, where=""):
+    """The usage error for a regression target that holds text (class labels)."""
+    return UsageError(
+        f"Target column {target!r} must be numeric for regression. Received: {example!r}"
+        f"{where}. A classifier recipe such as perceptron takes class targets; `kerasdl list` "
+        "shows which recipes classify (TASK classification)."
+    )
 
 
 def _rows(index, limit=5):
