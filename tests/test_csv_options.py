@@ -114,7 +114,7 @@ def test_bad_options_are_named_before_training(cli, run, tmp_path):
     assert_one_line_error(cli("train", "regression", "--data", tmp_path / "bad.csv",
                               "--target", "price", "--time-column", "date",
                               "--output", tmp_path / "r"), 1,
-                          "'date'", "'someday' at row 12")
+                          "'date'", "'someday' at data row 13 (line 14)")
     assert not (tmp_path / "r").exists()
     bad = _houses(40)
     bad["b"] = bad["b"].astype(str)
@@ -122,7 +122,7 @@ def test_bad_options_are_named_before_training(cli, run, tmp_path):
     bad.to_csv(tmp_path / "bad.csv", index=False)
     assert_one_line_error(cli("train", "regression", "--data", tmp_path / "bad.csv",
                               "--target", "price", "--numeric", "b"), 1,
-                          "--numeric column 'b' holds text: 'unknown' at row 3")
+                          "--numeric column 'b' holds text: 'unknown' at data row 4 (line 5)")
 
 
 def test_time_column_orders_a_series_for_lstm(cli, tmp_path):
@@ -238,7 +238,7 @@ def test_streamed_training_predict_and_evaluate(streamed, cli, tmp_path):
 @pytest.mark.parametrize("row, value, fragment", [
     (250, "lots", "Column 'b' of"),
     (250, "inf", "'b' of"),
-    (480, "", "Missing values in column(s) 'b' (1) at row 480"),
+    (480, "", "Missing values in column(s) 'b' (1) at data row 481 (line 482)"),
 ])
 def test_later_chunks_with_bad_values_name_column_and_row(streamed, cli, tmp_path, row,
                                                           value, fragment):
@@ -282,7 +282,7 @@ def test_predict_streams_a_csv_file_in_chunks(monkeypatch, cli, run, tmp_path):
     rows.loc[17, "a"] = "oops"
     rows.to_csv(tmp_path / "bad.csv", sep=";", index=False)
     assert_one_line_error(cli("predict", run, tmp_path / "bad.csv", "--output",
-                              tmp_path / "bad_out.csv"), 1, "'a'", "'oops'", "row 17")
+                              tmp_path / "bad_out.csv"), 1, "'a'", "'oops'", "data row 18 (line 19)")
     assert not (tmp_path / "bad_out.csv").exists()
     assert list(tmp_path.glob(".bad_out*")) == []
 
@@ -295,7 +295,7 @@ def test_streamed_time_column_is_checked_in_every_chunk(streamed, cli, tmp_path)
     result = cli("train", "regression", "--data", tmp_path / "t.csv", "--target", "y",
                  "--drop", "kind", "--time-column", "when", "--epochs", "1",
                  "--output", tmp_path / "run")
-    assert_one_line_error(result, 1, "'when'", "'31/02/2024 25:00' at row 333")
+    assert_one_line_error(result, 1, "'when'", "'31/02/2024 25:00' at data row 334 (line 335)")
     frame.loc[333, "when"] = "2024-02-01"
     frame.to_csv(tmp_path / "t.csv", index=False)
     result = cli("train", "regression", "--data", tmp_path / "t.csv", "--target", "y",

@@ -231,12 +231,31 @@ def regression_target_error(target, example, where=""):
     )
 
 
+# The index name of a frame of rows sent to a server (`kerasdl serve`), not read from a file.
+REQUEST_ROWS = "request row"
+
+
 def _rows(index, limit=5):
-    """`row 3` or `rows 3, 8, 9 and 4 more`: rows named by the frame's index."""
+    """Rows named by the frame's index (0-based data rows of a file, as pandas reads them).
+
+    `data row 4 (line 5)` or `data rows 4, 9, 10 (lines 5, 10, 11) and 4 more`: counted
+    from 1 below the header, with the line of the file (the header is line 1). Rows of
+    a server request (index named `REQUEST_ROWS`) are `row 2 of the request`.
+    """
+    request = getattr(index, "name", None) == REQUEST_ROWS
     index = list(index)
-    shown = ", ".join(str(row) for row in index[:limit])
+    if not all(isinstance(row, (int, np.integer)) for row in index):  # not row numbers
+        shown = ", ".join(str(row) for row in index[:limit])
+        more = f" and {len(index) - limit} more" if len(index) > limit else ""
+        return f"row{'s' if len(index) > 1 else ''} {shown}{more}"
+    index = [int(row) for row in index]
+    plural = "s" if len(index) > 1 else ""
     more = f" and {len(index) - limit} more" if len(index) > limit else ""
-    return f"row{'s' if len(index) > 1 else ''} {shown}{more}"
+    shown = ", ".join(str(row + 1) for row in index[:limit])
+    if request:
+        return f"row{plural} {shown} of the request{more}"
+    lines = ", ".join(str(row + 2) for row in index[:limit])
+    return f"data row{plural} {shown} (line{plural} {lines}){more}"
 
 
 def _numeric(frame, name):
