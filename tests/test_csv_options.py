@@ -94,6 +94,50 @@ def test_evaluate_data_reads_with_the_run_settings(cli, run, tmp_path):
     assert "Ignored column" not in result.stderr
 
 
+def test_predict_and_evaluate_read_another_separator_with_sep(cli, run, tmp_path):
+    rows = _houses(40, seed=3)
+    rows.to_csv(tmp_path / "semi.csv", sep=";", index=False)
+    rows.to_csv(tmp_path / "comma.csv", index=False)
+    rows.to_csv(tmp_path / "tabs.tsv", sep="\t", index=False)
+    assert_one_line_error(cli("predict", run, tmp_path / "comma.csv"), 2,
+                          "(the header reads as one column: pass --sep ',')")
+    expected = cli("predict", run, tmp_path / "semi.csv")
+    assert expected.exit_code == 0, expected.stderr
+    for name, sep in (("comma.csv", ","), ("tabs.tsv", "tab")):
+        result = cli("predict", run, tmp_path / name, "--sep", sep)
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout == expected.stdout  # the same rows, the same predictions
+    assert_one_line_error(cli("evaluate", run, "--data", tmp_path / "comma.csv"), 2,
+                          "(the header reads as one column: pass --sep ',')")
+    scored = json.loads(cli("evaluate", run, "--data", tmp_path / "semi.csv", "--json").stdout)
+    result = cli("evaluate", run, "--data", tmp_path / "comma.csv", "--sep", ",", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == scored and scored["examples"] == 40
+
+
+def test_series_text_columns_are_refused_with_the_drops_to_pass(cli, tmp_path):
+    steps = 60
+    frame = pd.DataFrame({"visit": pd.date_range("2024-03-01", periods=steps, freq="D")
+                          .strftime("%Y-%m-%d"),
+                          "clinic": np.resize(["north", "south"], steps),
+                          "patients": np.arange(steps) % 7 + 10.0,
+                          "risk": np.resize(["low", "mid", "high"], steps)})
+    frame.to_csv(tmp_path / "visits.csv", index=False)
+    (tmp_path / "window.yaml").write_text("window: 8\nhorizon: 1\n")
+    assert_one_line_error(cli("train", "lstm", "--data", tmp_path / "visits.csv", "--target",
+                              "patients", "--time-column", "visit", "--epochs", "1",
+                              "--output", tmp_path / "run"), 1,
+                          "clinic, risk hold text: drop them with --drop clinic --drop risk")
+    assert not (tmp_path / "run").exists()
+    result = cli("train", "lstm", "--data", tmp_path / "visits.csv", "--target", "patients",
+                 "--time-column", "visit", "--drop", "clinic", "--drop", "risk",
+                 "--config", tmp_path / "window.yaml", "--epochs", "1",
+                 "--output", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    spec = json.loads((tmp_path / "run" / "config.json").read_text())["spec"]
+    assert spec["feature_names"] == ["patients"]
+
+
 def test_bad_options_are_named_before_training(cli, run, tmp_path):
     path = run.parent / "houses.csv"
     assert_one_line_error(cli("train", "regression", "--data", path, "--target", "price"), 2,
