@@ -282,7 +282,7 @@ def test_streamed_training_predict_and_evaluate(streamed, cli, tmp_path):
 @pytest.mark.parametrize("row, value, fragment", [
     (250, "lots", "Column 'b' of"),
     (250, "inf", "'b' of"),
-    (480, "", "Missing values in column(s) 'b' (1) at data row 481 (line 482)"),
+    (480, "", "Missing values in column(s) 'b' (1) at"),
 ])
 def test_later_chunks_with_bad_values_name_column_and_row(streamed, cli, tmp_path, row,
                                                           value, fragment):
@@ -292,7 +292,8 @@ def test_later_chunks_with_bad_values_name_column_and_row(streamed, cli, tmp_pat
     frame.to_csv(tmp_path / "t.csv", index=False)
     result = cli("train", "regression", "--data", tmp_path / "t.csv", "--target", "y",
                  "--drop", "kind", "--epochs", "1", "--output", tmp_path / "run")
-    line = assert_one_line_error(result, 1, fragment, f"row {row}")
+    # The streamed chunks count rows through the file: the header is line 1.
+    line = assert_one_line_error(result, 1, fragment, f"data row {row + 1} (line {row + 2})")
     assert "Traceback" not in result.stderr and not (tmp_path / "run").exists(), line
 
 
