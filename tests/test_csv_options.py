@@ -327,7 +327,8 @@ def test_predict_streams_a_csv_file_in_chunks(monkeypatch, cli, run, tmp_path):
     rows.loc[17, "a"] = "oops"
     rows.to_csv(tmp_path / "bad.csv", sep=";", index=False)
     assert_one_line_error(cli("predict", run, tmp_path / "bad.csv", "--output",
-                              tmp_path / "bad_out.csv"), 1, "'a'", "'oops'", "data row 18 (line 19)")
+                              tmp_path / "bad_out.csv"), 1, "'a'", "'oops'",
+                          "data row 18 (line 19)")
     assert not (tmp_path / "bad_out.csv").exists()
     assert list(tmp_path.glob(".bad_out*")) == []
 

@@ -65,7 +65,8 @@ def test_missing_column_is_named(cli, run, tmp_path):
 def test_non_finite_number_names_column_and_row(cli, run, tmp_path, value, shown):
     rows = _table(4, 1)
     rows.loc[2, "b"] = value
-    line = assert_one_line_error(_predict(cli, run, tmp_path, rows), 1, "'b'", "data row 3 (line 4)", shown)
+    line = assert_one_line_error(_predict(cli, run, tmp_path, rows), 1, "'b'",
+                                 "data row 3 (line 4)", shown)
     assert "'a'" not in line
 
 

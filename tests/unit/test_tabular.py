@@ -34,7 +34,8 @@ def test_features_from_frame_encodes_numbers_and_categories():
 
 
 def test_features_from_frame_refuses_missing_and_too_many_categories():
-    with pytest.raises(DataError, match=r"Missing values in column\(s\) 'size' \(1\) at data row 2 \(line 3\)"):
+    with pytest.raises(DataError, match=r"Missing values in column\(s\) 'size' \(1\) at "
+                                        r"data row 2 \(line 3\)"):
         tabular.features_from_frame(_frame(size=[1.0, None, 3.0]))
     many = pd.DataFrame({"id": [f"x{i}" for i in range(60)], "y": range(60)})
     with pytest.raises(DataError, match="'id' holds text with 60 distinct values"):
