@@ -183,7 +183,7 @@ def scores_itself(model):
 
 
 def evaluate_artifact(artifact, run=None, data=None, target=None, data_dir=None, split=None,
-                      batch_size=None, unsafe=False, skip_bad_files=None):
+                      batch_size=None, unsafe=False, skip_bad_files=None, sep=None):
     """Scores an exported artifact, in its own runtime, with its run's loss and metrics.
 
     The artifact's predictions on the split are scored by a Keras identity model
@@ -193,7 +193,8 @@ def evaluate_artifact(artifact, run=None, data=None, target=None, data_dir=None,
     Args:
         artifact: a .keras, .tflite or .onnx file or a SavedModel folder.
         run: the run it was exported from; by default the run folder it lies in.
-        data, target, data_dir, split, batch_size, skip_bad_files: as for `kerasdl.evaluation.evaluate`.
+        data, target, data_dir, split, batch_size, skip_bad_files, sep: as for
+            `kerasdl.evaluation.evaluate`.
 
     Returns:
         The metrics dict of `kerasdl.evaluation.evaluate`, plus `artifact` and `runtime`.
@@ -224,7 +225,7 @@ def evaluate_artifact(artifact, run=None, data=None, target=None, data_dir=None,
                          f"the run's model takes {list(model.input_shape[1:])}.")
     dataset, batches, split = evaluation_batches(
         model, config, recipe, data=data, target=target, data_dir=data_dir, split=split,
-        batch_size=batch_size, skip_bad_files=skip_bad_files)
+        batch_size=batch_size, skip_bad_files=skip_bad_files, sep=sep)
     predictions, labels = [], []
     for features, label in batches:
         predictions.append(runtime.predict(np.asarray(features)))

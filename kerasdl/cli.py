@@ -256,6 +256,8 @@ def _device_settings(options, command=None):
                                               "steps_per_execution", "skip_bad_files")}
 
 
+SEP_HELP = ("Field separator of the CSV file: one character, such as ';', '|' or '\\t' "
+            "(tab). Default: the separator the run was trained with.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 # The names of `kerasdl compare --preset` (kept here so that --help imports no TensorFlow).
 PRESET_NAMES = ["activations", "optimizers", "regularization", "initializers", "batch_size",
@@ -287,6 +289,11 @@ def list_command(runs_root, as_json):
     """List the recipes: name, task, default data and description."""
     if runs_root is not None:
         from kerasdl.runs import list_runs
+
+        if not Path(runs_root).is_dir():
+            kind = "is a file, not a folder" if Path(runs_root).exists() else "not found"
+            raise UsageError(f"Runs folder {runs_root!r} {kind}: give the folder your runs "
+                             "are under (`kerasdl train` writes them under runs/).")
 
         found = list_runs(runs_root)
         if as_json:
@@ -857,9 +864,10 @@ def tune(recipe, data, target, data_dir, tuner, max_trials, image_size, classes,
               "run folder the artifact lies in).")
 @click.option("--unsafe", is_flag=True, help="Allow models that carry Python code (Lambda "
               "layers) and legacy .h5 files: only for files you trust.")
+@click.option("--sep", help=SEP_HELP)
 @json_option
 def evaluate(run, data, target, data_dir, skip_bad_files, split, batch_size, artifact_run,
-             unsafe, as_json):
+             unsafe, sep, as_json):
     """Score a run directory or .keras model on the test split or given data.
 
     Given an exported artifact (.tflite, .onnx, a SavedModel folder, or a .keras file
@@ -870,7 +878,13 @@ def evaluate(run, data, target, data_dir, skip_bad_files, split, batch_size, art
     if data is not None:
         from kerasdl import settings
 
-        settings.check_data({"data": data, "target": target})
+        sep = settings.normalise_sep(sep)
+        settings.check_data({"data": data, "target": target, "sep": sep})
+        _check_csv_input(artifact_run or run, data, sep, target)
+    elif sep is not None:
+        raise UsageError("`--sep` says how to read a CSV file given with --data; the run's "
+                         "own data is read the way it was in training. Give --data FILE.csv, "
+                         "or leave --sep out.")
     _start_tensorflow()
     from kerasdl.evaluation import evaluate as evaluate_run
 
@@ -880,11 +894,11 @@ def evaluate(run, data, target, data_dir, skip_bad_files, split, batch_size, art
 
         metrics = evaluate_artifact(run, artifact_run, data=data, target=target,
                                     data_dir=data_dir, split=split, batch_size=batch_size,
-                                    unsafe=unsafe, skip_bad_files=skip_bad_files)
+                                    unsafe=unsafe, skip_bad_files=skip_bad_files, sep=sep)
     else:
         metrics = evaluate_run(run, data=data, target=target, data_dir=data_dir, split=split,
                                batch_size=batch_size, unsafe=unsafe,
-                               skip_bad_files=skip_bad_files)
+                               skip_bad_files=skip_bad_files, sep=sep)
     if as_json:
         _result(json.dumps(metrics, indent=2))
         return
@@ -893,16 +907,53 @@ def evaluate(run, data, target, data_dir, skip_bad_files, split, batch_size, art
     _result(_table(rows, ("METRIC", "VALUE")))
 
 
-def _check_id_column(run, input_path, id_column):
+def _run_spec(run):
+    """The spec in a run folder's config.json; {} for a model file or a folder without one."""
+    config = Path(run) / "config.json"
+    return (_read_json(config).get("spec") or {}) if config.is_file() else {}
+
+
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+
+
+def _check_csv_input(run, input_path, sep, target=None):
+    """A CSV input against run `run`'s columns, before TensorFlow starts (exit 2).
+
+    `sep` (normalised; None: the run's recorded separator) must go with a CSV file, and
+    a header that reads as one column under it is refused with the `--sep` to pass.
+    """
+    from kerasdl import settings
+
+    path = Path(input_path)
+    if "://" in str(input_path) or not path.exists():
+        return
+    if not (path.is_file() and path.suffix.lower() in CSV_SUFFIXES):
+        if sep is not None:
+            raise UsageError(f"`--sep` says how to read a CSV file, but {str(input_path)!r} "
+                             f"is {'a folder' if path.is_dir() else 'not a .csv file'}. "
+                             "Leave --sep out.")
+        return
+    spec = _run_spec(run) if Path(run).is_dir() else {}
+    wanted = []
+    if spec.get("columns") or spec.get("feature_names"):
+        from kerasdl.data.tabular import schema_columns
+
+        wanted = list(schema_columns(spec))
+    target = target or spec.get("target")
+    if target is not None and str(target) not in wanted:
+        wanted.append(str(target))
+    settings.check_csv_input(path, sep or (spec.get("csv") or {}).get("sep"), wanted)
+
+
+def _check_id_column(run, input_path, id_column, sep=None):
     """`--id-column` against the input's header, before TensorFlow starts (exit 2)."""
     from kerasdl import settings
 
     if not Path(input_path).is_file():
         raise UsageError("`--id-column` names a column of a CSV file; "
                          f"{str(input_path)!r} is a folder.")
-    config = Path(run) / "config.json"
-    spec = (_read_json(config).get("spec") or {}) if config.is_file() else {}
-    columns = settings.csv_header(input_path, (spec.get("csv") or {}).get("sep"))
+    spec = _run_spec(run)
+    columns = settings.csv_header(input_path, sep or (spec.get("csv") or {}).get("sep"))
     if columns is not None and id_column not in columns:
         raise UsageError(f"`--id-column` {id_column!r} is not a column of {str(input_path)!r}. "
                          f"Columns: {', '.join(columns)}")
@@ -919,14 +970,19 @@ def _check_id_column(run, input_path, id_column):
               "column's value (an ID the model does not use) instead of its row number.")
 @click.option("--unsafe", is_flag=True, help="Allow models that carry Python code (Lambda "
               "layers) and legacy .h5 files: only for files you trust.")
-def predict(run, input_path, output, force, skip_bad_files, id_column, unsafe):
+@click.option("--sep", help=SEP_HELP)
+def predict(run, input_path, output, force, skip_bad_files, id_column, unsafe, sep):
     """Predict CSV rows, an image file or an image folder with a run or model (CSV out)."""
+    from kerasdl import settings
+
     _existing(run, "Run folder or model file")
     _existing(input_path, "Input")
     if output and Path(output).exists() and not force:
         raise UsageError(f"`--output` {output!r} exists; pass --force to overwrite it.")
+    sep = settings.normalise_sep(sep)
+    _check_csv_input(run, input_path, sep)
     if id_column is not None:
-        _check_id_column(run, input_path, id_column)
+        _check_id_column(run, input_path, id_column, sep)
     _start_tensorflow()
     from kerasdl import runs
     from kerasdl.evaluation import predict_chunks
@@ -935,7 +991,7 @@ def predict(run, input_path, output, force, skip_bad_files, id_column, unsafe):
     # time); --output is written to a temporary file renamed at the end, so a failure
     # leaves nothing.
     chunks = predict_chunks(run, input_path, unsafe=unsafe, skip_bad_files=skip_bad_files,
-                            id_column=id_column)
+                            id_column=id_column, sep=sep)
     if output:
         count = 0
 

@@ -46,12 +46,20 @@ def _task(model, config):
     return "classification" if "crossentropy" in loss else "regression"
 
 
+def _with_sep(spec, sep):
+    """A run's `spec` reading CSV files with separator `sep` (None: as recorded)."""
+    if not spec or sep is None:
+        return spec
+    return {**spec, "csv": {**(spec.get("csv") or {}), "sep": sep}}
+
+
 def evaluation_batches(model, config, recipe, data=None, target=None, data_dir=None,
-                       split=None, batch_size=None, skip_bad_files=None):
+                       split=None, batch_size=None, skip_bad_files=None, sep=None):
     """Reads the split to score, in a run's schema, batched by the run's pipeline.
 
     Args:
         data, target, data_dir, skip_bad_files: other data than the run's own.
+        sep: the field separator of a CSV `data` file (default: the run's).
         split: `train`, `validation`, `test` or `all`; by default the test split of
             the run's data, or all of the given `data`.
 
@@ -67,11 +75,12 @@ def evaluation_batches(model, config, recipe, data=None, target=None, data_dir=N
         raise UsageError(f"`split` must be one of {', '.join(SPLITS)}. Received: split={split!r}")
     base = dict(config["settings"]) if config else run_settings.resolve({})
     for key, value in (("data", data), ("target", target), ("data_dir", data_dir),
-                       ("batch_size", batch_size), ("skip_bad_files", skip_bad_files)):
+                       ("batch_size", batch_size), ("skip_bad_files", skip_bad_files),
+                       ("sep", sep)):
         if value is not None:
             base[key] = value
     base.setdefault("batch_size", 32)
-    spec = config["spec"] if config else None
+    spec = _with_sep(config["spec"], sep) if config else None
     splits = load_data(base["data"], _task(model, config), base, spec=spec)
     if split == "all":
         dataset = splits.train.concatenate(splits.validation).concatenate(splits.test)
@@ -89,7 +98,7 @@ def evaluation_batches(model, config, recipe, data=None, target=None, data_dir=N
 
 
 def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size=None,
-             unsafe=False, skip_bad_files=None):
+             unsafe=False, skip_bad_files=None, sep=None):
     """Computes a trained model's metrics.
 
     Args:
@@ -98,6 +107,7 @@ def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size
         split: `train`, `validation`, `test` or `all`; by default the test split of
             the run's data, or all of the given `data`.
         skip_bad_files: leave out undecodable images of an image folder.
+        sep: the field separator of a CSV `data` file (default: the run's).
 
     Returns:
         A dict of metric name to value, plus `examples` and `split`.
@@ -110,7 +120,7 @@ def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size
         raise UsageError("Evaluating a bare model file needs `--data`.")
     dataset, batches, split = evaluation_batches(
         model, config, recipe, data=data, target=target, data_dir=data_dir, split=split,
-        batch_size=batch_size, skip_bad_files=skip_bad_files)
+        batch_size=batch_size, skip_bad_files=skip_bad_files, sep=sep)
     with contextlib.redirect_stdout(sys.stderr):
         metrics = model.evaluate(batches, return_dict=True, verbose=0)
     # Known without reading the data again (a streamed CSV file knows its counts; an image
@@ -123,17 +133,17 @@ def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size
 
 
 def predict(path, input_path, batch_size=32, unsafe=False, skip_bad_files=False,
-            id_column=None):
+            id_column=None, sep=None):
     """Predicts CSV rows, an image file or every image under a folder, as one DataFrame.
 
     The rows of `predict_chunks` put together; see there.
     """
     return pd.concat(list(predict_chunks(path, input_path, batch_size, unsafe, skip_bad_files,
-                                         id_column=id_column)), ignore_index=True)
+                                         id_column=id_column, sep=sep)), ignore_index=True)
 
 
 def predict_chunks(path, input_path, batch_size=32, unsafe=False, skip_bad_files=False,
-                   id_column=None):
+                   id_column=None, sep=None):
     """Predicts CSV rows, an image file or every image under a folder, a chunk at a time.
 
     A CSV file is read with the run's schema (`kerasdl.data.frame_to_inputs`): one
@@ -142,7 +152,9 @@ def predict_chunks(path, input_path, batch_size=32, unsafe=False, skip_bad_files
     stream from the file (`kerasdl.data.tabular.read_input_chunks`): one DataFrame per
     chunk, so memory stays flat however many rows a file holds (a forecasting series is
     read whole). `id_column` (a CSV column) names each output row by its value: the
-    output's first column is then that column instead of `id`. Images stream from
+    output's first column is then that column instead of `id`; `sep` reads the CSV file
+    with another field separator than the run's (a bare model's default: `,`). Images
+    stream from
     disk: one DataFrame per batch, however many files a folder holds.
 
     Yields:
@@ -158,7 +170,7 @@ def predict_chunks(path, input_path, batch_size=32, unsafe=False, skip_bad_files
             (before the first chunk).
     """
     model, config, recipe = load_run(path, unsafe)
-    spec = (config or {}).get("spec") or {}
+    spec = _with_sep((config or {}).get("spec") or {}, sep)
     source = Path(input_path)
     task = _task(model, config)
     if task == "generation":
@@ -183,7 +195,7 @@ def predict_chunks(path, input_path, batch_size=32, unsafe=False, skip_bad_files
                 "sequence_classification": "a CSV file of one sequence per row"}
         raise DataError(f"This model takes {form.get(task, 'tabular rows')}; give a .csv "
                         f"file. Received: {str(source)!r}")
-    for features, ids, id_name in _csv_inputs(model, spec, task, source, id_column):
+    for features, ids, id_name in _csv_inputs(model, spec, task, source, id_column, sep):
         with contextlib.redirect_stdout(sys.stderr):
             outputs = np.asarray(model.predict(features, batch_size=batch_size, verbose=0))
         if task == "forecasting":
@@ -213,7 +225,7 @@ def _output_frame(ids, features, outputs, task, spec, id_name="id", recipe=None)
     return result
 
 
-def _csv_inputs(model, spec, task, source, id_column=None):
+def _csv_inputs(model, spec, task, source, id_column=None, sep=None):
     """The model inputs of a CSV file: through the run's schema, or by shape for a bare model.
 
     Yields:
@@ -228,7 +240,7 @@ def _csv_inputs(model, spec, task, source, id_column=None):
         if task in ("forecasting", "sequence_classification") or len(model.input_shape) != 2:
             raise DataError(f"A bare model file of input shape {model.input_shape[1:]} has no "
                             "schema to read a CSV file with; predict with its run directory.")
-        frame = read_csv(source).rename(columns=str)
+        frame = read_csv(source, sep=sep or ",").rename(columns=str)
         if id_column is not None and id_column not in frame.columns:
             raise DataError(f"--id-column {id_column!r} is not a column of {str(source)!r}. "
                             f"Columns: {', '.join(frame.columns)}")

@@ -131,6 +131,7 @@ class Servable:
         import pandas as pd
 
         from kerasdl.data import frame_to_inputs
+        from kerasdl.data.tabular import REQUEST_ROWS
 
         if rows and not (isinstance(data, list) and data
                          and all(isinstance(row, dict) for row in data)):
@@ -151,6 +152,7 @@ class Servable:
             raise BadRequest(f"Unknown column(s) {', '.join(map(repr, unknown))}; the model "
                              f"was trained on: {', '.join(self.columns)}.")
         frame = frame.drop(columns=[target], errors="ignore")
+        frame.index.name = REQUEST_ROWS  # errors name rows of the request, not of a file
         try:
             # The same reading, in the run's schema, as `kerasdl predict` of a CSV file;
             # its notes (unseen categories) go to the server's stderr.

@@ -190,15 +190,25 @@ SEPARATOR_NAMES = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pi
                    "space": " "}
 
 
+def normalise_sep(sep):
+    """`sep` as one character (`tab`, `\\t`, `semicolon`... named); None stays None.
+
+    Raises:
+        UsageError: for anything but one character other than a quote or a newline.
+    """
+    if sep is None:
+        return None
+    character = SEPARATOR_NAMES.get(str(sep).lower(), str(sep))
+    if len(character) != 1 or character in ('"', "\n", "\r"):
+        raise UsageError("`sep` must be one character, such as , ; | or \\t (tab). "
+                         f"Received: sep={sep!r}")
+    return character
+
+
 def _check_csv_settings(settings):
     """Normalises `sep`, `drop`, `categorical`, `numeric` and `time_column`."""
-    sep = settings.get("sep")
-    if sep is not None:
-        sep = SEPARATOR_NAMES.get(str(sep).lower(), str(sep))
-        if len(sep) != 1 or sep in ('"', "\n", "\r"):
-            raise UsageError("`sep` must be one character, such as , ; | or \\t (tab). "
-                             f"Received: sep={settings['sep']!r}")
-        settings["sep"] = sep
+    if settings.get("sep") is not None:
+        settings["sep"] = normalise_sep(settings["sep"])
     seen = {}
     for key in ("drop", "categorical", "numeric", "time_column"):
         names = settings.get(key)
@@ -235,6 +245,24 @@ def csv_header(path, sep=None):
         return None
 
 
+def check_csv_input(path, sep, columns_wanted=(), what="the run's"):
+    """A CSV input's header read with `sep` against the columns a run needs (exit 2).
+
+    A header that reads as one column holding another usual separator is refused with
+    the `--sep` to pass; other mismatches are left to the loader, which names them.
+    """
+    columns = csv_header(path, sep)
+    if columns is None:
+        return
+    hint = _separator_hint(columns, sep)
+    wanted = [str(name) for name in columns_wanted]
+    if hint and wanted != columns:
+        shown = ", ".join(wanted[:8]) + (", ..." if len(wanted) > 8 else "")
+        needs = f"; {what} columns are {shown}" if wanted else ""
+        raise UsageError(f"{str(path)!r} read with the separator {sep or ','!r} has the one "
+                         f"column {columns[0]!r}{hint}{needs}.")
+
+
 def _separator_hint(columns, sep):
     """`; pass --sep ';'` when a one-column header holds another usual separator."""
     if len(columns) == 1:
@@ -269,6 +297,42 @@ def _check_target_column(path, target, task, settings=None):
     if target is None and task in ("regression", "classification"):
         raise UsageError(f"Data {str(path)!r} needs `--target COLUMN` (the column to predict). "
                          f"Columns: {', '.join(columns)}")
+    if target is not None and task == "regression":
+        _check_regression_target(path, str(target), settings.get("sep"))
+
+
+# Rows of a target column read before TensorFlow starts; text further on is found in training.
+TARGET_CHECK_ROWS = 10_000
+
+
+def _check_regression_target(path, target, sep=None):
+    """A regression target holding text (class labels) in its first rows is a usage error."""
+    import pandas as pd
+
+    from kerasdl.data.tabular import regression_target_error
+
+    try:
+        column = pd.read_csv(path, sep=sep or ",", usecols=[target],
+                             nrows=TARGET_CHECK_ROWS)[target]
+    except (ValueError, OSError, UnicodeDecodeError):  # the loader names what is wrong
+        return
+    text = pd.to_numeric(column, errors="coerce").isna() & column.notna()
+    if text.any():
+        raise regression_target_error(target, column[text].iloc[0])
+
+
+def embedded_columns(name):
+    """The columns of embedded tabular or series data set `name` (None: it has none)."""
+    generated = {"xor": 2, "blobs": 2, "digits64": 64, "imbalanced": 10}
+    if name in generated:
+        return [f"x{i + 1}" for i in range(generated[name])] + ["label"]
+    if name == "auto_mpg":
+        return csv_header(Path(__file__).resolve().parent / "data" / "auto_mpg.csv")
+    if name == "diabetes":  # scikit-learn's load_diabetes(as_frame=True).frame
+        return ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6", "target"]
+    if name == "seasonal":
+        return ["value"]
+    return None
 
 
 def check_data(settings, info=None):
@@ -310,6 +374,13 @@ def check_data(settings, info=None):
         raise UsageError(f"`{flag}` says how to read a CSV file, but {data!r} is "
                          f"{'an embedded data set' if data in embedded else 'image data'}. "
                          "Give --data FILE.csv, or leave the option out.")
+    if target and data in embedded and modality != "images":
+        columns = embedded_columns(data)
+        if not columns or str(target) not in columns:
+            has = (f"whose columns are {', '.join(columns)}" if columns
+                   else "with its own labels")
+            raise UsageError(f"`--target` applies to a CSV file (--data FILE.csv); {data!r} is "
+                             f"an embedded data set {has}. Received: --target {target}")
     if target and modality == "images":
         kind = "an image folder" if Path(data).is_dir() else f"image data ({data})"
         raise UsageError(f"`--target` names a column of a CSV file, but {data!r} is {kind}: "

@@ -60,8 +60,9 @@ CASES = [
     (["evaluate", "{corrupt_model}"], 1, ["is damaged", "not a whole .keras archive"]),
     (["predict", "{existing_run}", "{csv}"], 1, ["holds no model.keras"]),
     (["predict", "{existing_run}", "x.csv"], 2, ["Input not found: 'x.csv'"]),
-    (["train", "regression", "--data", "{strings_csv}", "--target", "price"], 1,
-     ["Target column 'price' must be numeric for regression", "Received: 'cheap'"]),
+    (["train", "regression", "--data", "{strings_csv}", "--target", "price"], 2,
+     ["Target column 'price' must be numeric for regression", "Received: 'cheap'",
+      "A classifier recipe such as perceptron takes class targets"]),
     (["train", "regression", "--data", "{nan_csv}", "--target", "price"], 1,
      ["Missing values in column(s) 'a' (1)"]),
     (["train", "lstm", "--data", "{csv}", "--target", "nope"], 2, ["Target column 'nope' not found"]),
@@ -116,7 +117,8 @@ def test_predict_rejects_csv_that_does_not_match_the_model(cli, tmp_path):
     (tmp_path / "gaps.csv").write_text("cylinders,displacement,horsepower,weight,acceleration,"
                                        "model_year,origin\n4,,90,2000,15,1975,Japan\n")
     result = cli("predict", tmp_path / "run", tmp_path / "gaps.csv")
-    assert_one_line_error(result, 1, "Missing values in column(s) 'displacement' (1) at row 0")
+    assert_one_line_error(result, 1,
+                          "Missing values in column(s) 'displacement' (1) at data row 1 (line 2)")
     (tmp_path / "image.png").write_bytes(b"not an image")
     result = cli("predict", tmp_path / "run", tmp_path / "image.png")
     assert_one_line_error(result, 1, "takes tabular rows; give a .csv file")

@@ -95,3 +95,53 @@ def test_root_cli_py_runs_from_a_checkout():
 def test_console_entry_point_in_a_real_process(tmp_path):
     result = run_kerasdl("--version", cwd=tmp_path)
     assert result.returncode == 0 and "kerasdl" in result.stdout
+
+
+EXIT_AND_MODULES = """
+import sys
+from kerasdl.cli import main
+sys.argv = ["kerasdl", *sys.argv[1:]]
+code = 0
+try:
+    main()
+except SystemExit as done:
+    code = done.code
+heavy = [name for name in ("tensorflow", "keras", "keras_tuner") if name in sys.modules]
+print("EXIT:", code, "HEAVY:", ",".join(heavy), file=sys.stderr)
+"""
+
+
+def _exit_and_modules(*args, cwd):
+    """`(exit code, heavy modules imported, the Error: line)` of `kerasdl ARGS`."""
+    result = subprocess.run([sys.executable, "-c", EXIT_AND_MODULES, *map(str, args)],
+                            capture_output=True, text=True, cwd=cwd, timeout=120)
+    last = [line for line in result.stderr.splitlines() if line.startswith("EXIT:")][0]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    return int(last.split()[1]), last.split("HEAVY:")[1].strip(), errors[0]
+
+
+def test_wrong_targets_separators_and_folders_are_usage_errors_before_tensorflow(tmp_path):
+    (tmp_path / "clinic.csv").write_text("age,risk,visits\n30,high,2\n41,low,3\n55,high,1\n")
+    (tmp_path / "comma.csv").write_text("pid,age,target\n1,30,0\n2,60,1\n")
+    run = tmp_path / "semirun"  # a run trained on a ';' file: its recorded reading settings
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"spec": {
+        "task": "classification", "target": "target", "columns": {"age": "number"},
+        "csv": {"sep": ";"}}}))
+    cases = [
+        (("train", "perceptron", "--target", "risk"),
+         "`--target` applies to a CSV file"),
+        (("train", "regression", "--data", "clinic.csv", "--target", "risk"),
+         "A classifier recipe such as perceptron takes class targets"),
+        (("list", "--runs", "nowhere"), "Runs folder 'nowhere' not found"),
+        (("predict", run, "comma.csv"), "(the header reads as one column: pass --sep ',')"),
+        (("evaluate", run, "--data", "comma.csv"),
+         "(the header reads as one column: pass --sep ',')"),
+        (("evaluate", run, "--sep", ","), "`--sep` says how to read a CSV file given with"),
+        (("predict", run, tmp_path, "--sep", ";"), "`--sep` says how to read a CSV file"),
+    ]
+    for args, fragment in cases:
+        code, heavy, line = _exit_and_modules(*args, cwd=tmp_path)
+        assert (code, heavy) == (2, ""), (args, line)
+        assert fragment in line, line

@@ -94,6 +94,50 @@ def test_evaluate_data_reads_with_the_run_settings(cli, run, tmp_path):
     assert "Ignored column" not in result.stderr
 
 
+def test_predict_and_evaluate_read_another_separator_with_sep(cli, run, tmp_path):
+    rows = _houses(40, seed=3)
+    rows.to_csv(tmp_path / "semi.csv", sep=";", index=False)
+    rows.to_csv(tmp_path / "comma.csv", index=False)
+    rows.to_csv(tmp_path / "tabs.tsv", sep="\t", index=False)
+    assert_one_line_error(cli("predict", run, tmp_path / "comma.csv"), 2,
+                          "(the header reads as one column: pass --sep ',')")
+    expected = cli("predict", run, tmp_path / "semi.csv")
+    assert expected.exit_code == 0, expected.stderr
+    for name, sep in (("comma.csv", ","), ("tabs.tsv", "tab")):
+        result = cli("predict", run, tmp_path / name, "--sep", sep)
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout == expected.stdout  # the same rows, the same predictions
+    assert_one_line_error(cli("evaluate", run, "--data", tmp_path / "comma.csv"), 2,
+                          "(the header reads as one column: pass --sep ',')")
+    scored = json.loads(cli("evaluate", run, "--data", tmp_path / "semi.csv", "--json").stdout)
+    result = cli("evaluate", run, "--data", tmp_path / "comma.csv", "--sep", ",", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == scored and scored["examples"] == 40
+
+
+def test_series_text_columns_are_refused_with_the_drops_to_pass(cli, tmp_path):
+    steps = 60
+    frame = pd.DataFrame({"visit": pd.date_range("2024-03-01", periods=steps, freq="D")
+                          .strftime("%Y-%m-%d"),
+                          "clinic": np.resize(["north", "south"], steps),
+                          "patients": np.arange(steps) % 7 + 10.0,
+                          "risk": np.resize(["low", "mid", "high"], steps)})
+    frame.to_csv(tmp_path / "visits.csv", index=False)
+    (tmp_path / "window.yaml").write_text("window: 8\nhorizon: 1\n")
+    assert_one_line_error(cli("train", "lstm", "--data", tmp_path / "visits.csv", "--target",
+                              "patients", "--time-column", "visit", "--epochs", "1",
+                              "--output", tmp_path / "run"), 1,
+                          "clinic, risk hold text: drop them with --drop clinic --drop risk")
+    assert not (tmp_path / "run").exists()
+    result = cli("train", "lstm", "--data", tmp_path / "visits.csv", "--target", "patients",
+                 "--time-column", "visit", "--drop", "clinic", "--drop", "risk",
+                 "--config", tmp_path / "window.yaml", "--epochs", "1",
+                 "--output", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    spec = json.loads((tmp_path / "run" / "config.json").read_text())["spec"]
+    assert spec["feature_names"] == ["patients"]
+
+
 def test_bad_options_are_named_before_training(cli, run, tmp_path):
     path = run.parent / "houses.csv"
     assert_one_line_error(cli("train", "regression", "--data", path, "--target", "price"), 2,
@@ -114,7 +158,7 @@ def test_bad_options_are_named_before_training(cli, run, tmp_path):
     assert_one_line_error(cli("train", "regression", "--data", tmp_path / "bad.csv",
                               "--target", "price", "--time-column", "date",
                               "--output", tmp_path / "r"), 1,
-                          "'date'", "'someday' at row 12")
+                          "'date'", "'someday' at data row 13 (line 14)")
     assert not (tmp_path / "r").exists()
     bad = _houses(40)
     bad["b"] = bad["b"].astype(str)
@@ -122,7 +166,7 @@ def test_bad_options_are_named_before_training(cli, run, tmp_path):
     bad.to_csv(tmp_path / "bad.csv", index=False)
     assert_one_line_error(cli("train", "regression", "--data", tmp_path / "bad.csv",
                               "--target", "price", "--numeric", "b"), 1,
-                          "--numeric column 'b' holds text: 'unknown' at row 3")
+                          "--numeric column 'b' holds text: 'unknown' at data row 4 (line 5)")
 
 
 def test_time_column_orders_a_series_for_lstm(cli, tmp_path):
@@ -238,7 +282,7 @@ def test_streamed_training_predict_and_evaluate(streamed, cli, tmp_path):
 @pytest.mark.parametrize("row, value, fragment", [
     (250, "lots", "Column 'b' of"),
     (250, "inf", "'b' of"),
-    (480, "", "Missing values in column(s) 'b' (1) at row 480"),
+    (480, "", "Missing values in column(s) 'b' (1) at"),
 ])
 def test_later_chunks_with_bad_values_name_column_and_row(streamed, cli, tmp_path, row,
                                                           value, fragment):
@@ -248,7 +292,8 @@ def test_later_chunks_with_bad_values_name_column_and_row(streamed, cli, tmp_pat
     frame.to_csv(tmp_path / "t.csv", index=False)
     result = cli("train", "regression", "--data", tmp_path / "t.csv", "--target", "y",
                  "--drop", "kind", "--epochs", "1", "--output", tmp_path / "run")
-    line = assert_one_line_error(result, 1, fragment, f"row {row}")
+    # The streamed chunks count rows through the file: the header is line 1.
+    line = assert_one_line_error(result, 1, fragment, f"data row {row + 1} (line {row + 2})")
     assert "Traceback" not in result.stderr and not (tmp_path / "run").exists(), line
 
 
@@ -282,7 +327,8 @@ def test_predict_streams_a_csv_file_in_chunks(monkeypatch, cli, run, tmp_path):
     rows.loc[17, "a"] = "oops"
     rows.to_csv(tmp_path / "bad.csv", sep=";", index=False)
     assert_one_line_error(cli("predict", run, tmp_path / "bad.csv", "--output",
-                              tmp_path / "bad_out.csv"), 1, "'a'", "'oops'", "row 17")
+                              tmp_path / "bad_out.csv"), 1, "'a'", "'oops'",
+                          "data row 18 (line 19)")
     assert not (tmp_path / "bad_out.csv").exists()
     assert list(tmp_path.glob(".bad_out*")) == []
 
@@ -295,7 +341,7 @@ def test_streamed_time_column_is_checked_in_every_chunk(streamed, cli, tmp_path)
     result = cli("train", "regression", "--data", tmp_path / "t.csv", "--target", "y",
                  "--drop", "kind", "--time-column", "when", "--epochs", "1",
                  "--output", tmp_path / "run")
-    assert_one_line_error(result, 1, "'when'", "'31/02/2024 25:00' at row 333")
+    assert_one_line_error(result, 1, "'when'", "'31/02/2024 25:00' at data row 334 (line 335)")
     frame.loc[333, "when"] = "2024-02-01"
     frame.to_csv(tmp_path / "t.csv", index=False)
     result = cli("train", "regression", "--data", tmp_path / "t.csv", "--target", "y",

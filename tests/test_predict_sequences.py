@@ -90,4 +90,4 @@ def test_forecaster_predicts_every_window_of_a_long_series(cli, tmp_path):
     series.loc[50, "value"] = np.inf
     series.to_csv(tmp_path / "series.csv", index=False)
     assert_one_line_error(cli("predict", tmp_path / "run", tmp_path / "series.csv"), 1,
-                          "'value'", "row 50")
+                          "'value'", "data row 51 (line 52)")

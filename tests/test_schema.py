@@ -65,7 +65,8 @@ def test_missing_column_is_named(cli, run, tmp_path):
 def test_non_finite_number_names_column_and_row(cli, run, tmp_path, value, shown):
     rows = _table(4, 1)
     rows.loc[2, "b"] = value
-    line = assert_one_line_error(_predict(cli, run, tmp_path, rows), 1, "'b'", "row 2", shown)
+    line = assert_one_line_error(_predict(cli, run, tmp_path, rows), 1, "'b'",
+                                 "data row 3 (line 4)", shown)
     assert "'a'" not in line
 
 
@@ -74,7 +75,7 @@ def test_text_where_a_number_was_is_an_error_naming_the_column(cli, run, tmp_pat
     rows["a"] = rows["a"].astype(object)
     rows.loc[1, "a"] = "big"
     assert_one_line_error(_predict(cli, run, tmp_path, rows), 1,
-                          "Column 'a' must be numeric", "'big'", "row 1")
+                          "Column 'a' must be numeric", "'big'", "data row 2 (line 3)")
     rows = _table(4, 1)
     rows["colour"] = [1, 2, 3, 1]  # numbers where text categories were
     assert_one_line_error(_predict(cli, run, tmp_path, rows), 1, "Column 'colour' held text")
@@ -113,7 +114,7 @@ def test_extra_columns_are_named_but_not_the_target(cli, run, tmp_path):
     rows.loc[3, "a"] = np.inf
     rows.to_csv(tmp_path / "scored.csv", index=False)
     assert_one_line_error(cli("evaluate", run, "--data", tmp_path / "scored.csv"), 1,
-                          "'a'", "row 3")
+                          "'a'", "data row 4 (line 5)")
 
 
 def test_runs_without_a_saved_column_list_still_load(cli, run, tmp_path):
@@ -144,7 +145,7 @@ def test_frame_to_inputs_reads_a_dataframe_with_the_schema(run):
     assert notes == ["Categories unseen in training, encoded as none of the known ones: "
                      "'colour': 'mauve' (1)."]
     frame.loc[11, "a"] = np.inf
-    with pytest.raises(DataError, match="'a'.*row 11"):
+    with pytest.raises(DataError, match=r"'a'.*data row 12 \(line 13\)"):
         frame_to_inputs(frame, spec, warn=notes.append)
 
 
@@ -154,5 +155,5 @@ def test_infinite_values_in_training_data_name_column_and_row(cli, tmp_path):
     rows.to_csv(tmp_path / "bad.csv", index=False)
     result = cli("train", "regression", "--data", tmp_path / "bad.csv", "--target", "price",
                  "--epochs", "1", "--output", tmp_path / "run")
-    assert_one_line_error(result, 1, "Column 'a'", "-inf", "row 7")
+    assert_one_line_error(result, 1, "Column 'a'", "-inf", "data row 8 (line 9)")
     assert not (tmp_path / "run").exists()

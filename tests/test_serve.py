@@ -196,6 +196,8 @@ def test_tabular_rows_are_read_like_predict(table_server, runs):
     assert status == 400 and "'wieght'" in answer["error"] and "weight" in answer["error"]
     status, answer = table_server.predict({"instances": [{**rows[0], "horsepower": "fast"}]})
     assert status == 400 and "'horsepower' must be numeric" in answer["error"]
+    # Rows of a request are named by their place in it, not by lines of a file.
+    assert "'fast' at row 1 of the request" in answer["error"], answer["error"]
     status, answer = table_server.predict({"instances": [[1, 2, 3]]})
     assert status == 400 and "objects keyed by column" in answer["error"]
 

@@ -59,7 +59,9 @@ def windows(frame, target, source, settings, spec=None):
     if spec is None:
         matrix, names, categories = tabular.features_from_frame(frame)
         if categories:
-            raise DataError(f"Series columns must be numeric; {', '.join(categories)} hold text.")
+            drops = " ".join(f"--drop {name}" for name in categories)
+            raise DataError(f"Series columns must be numeric; {', '.join(categories)} hold "
+                            f"text: drop them with {drops}.")
     else:  # new data for a trained model: read with its schema
         matrix, names = tabular.frame_to_features(frame, spec), list(spec["feature_names"])
     window = int((spec or {}).get("window") or settings.get("window") or 48)

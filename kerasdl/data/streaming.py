@@ -157,6 +157,10 @@ def _check_chunk(chunk, types, target, task, source):
         column = chunk[target]
         values = pd.to_numeric(column, errors="coerce")
         bad = ~np.isfinite(values.to_numpy(np.float64))
+        text = values.isna() & column.notna()
+        if text.any():
+            raise tabular.regression_target_error(
+                target, column[text].iloc[0], f" at {tabular._rows(chunk.index[text])}")
         if bad.any():
             raise DataError(f"Target column {target!r} must hold finite numbers for "
                             f"regression. Received: {column[bad].iloc[0]!r} at "

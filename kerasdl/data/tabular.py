@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from kerasdl.errors import DataError
+from kerasdl.errors import UsageError
 
 MAX_CATEGORIES = 50
 
@@ -207,10 +208,7 @@ def split_target(frame, target, task, source):
     if task == "regression":
         if not pd.api.types.is_numeric_dtype(column):
             example = column[pd.to_numeric(column, errors="coerce").isna()].iloc[0]
-            raise DataError(
-                f"Target column {target!r} must be numeric for regression. "
-                f"Received: {example!r}"
-            )
+            raise regression_target_error(target, example)
         return features, column.to_numpy(np.float32), {}
     distinct = column.nunique()
     if pd.api.types.is_numeric_dtype(column) and (
@@ -224,12 +222,40 @@ def split_target(frame, target, task, source):
     return features, labels.to_numpy(np.int32), {"class_names": class_names}
 
 
+def regression_target_error(target, example, where=""):
+    """The usage error for a regression target that holds text (class labels)."""
+    return UsageError(
+        f"Target column {target!r} must be numeric for regression. Received: {example!r}"
+        f"{where}. A classifier recipe such as perceptron takes class targets; `kerasdl list` "
+        "shows which recipes classify (TASK classification)."
+    )
+
+
+# The index name of a frame of rows sent to a server (`kerasdl serve`), not read from a file.
+REQUEST_ROWS = "request row"
+
+
 def _rows(index, limit=5):
-    """`row 3` or `rows 3, 8, 9 and 4 more`: rows named by the frame's index."""
+    """Rows named by the frame's index (0-based data rows of a file, as pandas reads them).
+
+    `data row 4 (line 5)` or `data rows 4, 9, 10 (lines 5, 10, 11) and 4 more`: counted
+    from 1 below the header, with the line of the file (the header is line 1). Rows of
+    a server request (index named `REQUEST_ROWS`) are `row 2 of the request`.
+    """
+    request = getattr(index, "name", None) == REQUEST_ROWS
     index = list(index)
-    shown = ", ".join(str(row) for row in index[:limit])
+    if not all(isinstance(row, (int, np.integer)) for row in index):  # not row numbers
+        shown = ", ".join(str(row) for row in index[:limit])
+        more = f" and {len(index) - limit} more" if len(index) > limit else ""
+        return f"row{'s' if len(index) > 1 else ''} {shown}{more}"
+    index = [int(row) for row in index]
+    plural = "s" if len(index) > 1 else ""
     more = f" and {len(index) - limit} more" if len(index) > limit else ""
-    return f"row{'s' if len(index) > 1 else ''} {shown}{more}"
+    shown = ", ".join(str(row + 1) for row in index[:limit])
+    if request:
+        return f"row{plural} {shown} of the request{more}"
+    lines = ", ".join(str(row + 2) for row in index[:limit])
+    return f"data row{plural} {shown} (line{plural} {lines}){more}"
 
 
 def _numeric(frame, name):

@@ -44,10 +44,10 @@ def test_time_column_sorts_rows_and_is_not_a_feature():
 def test_unparseable_or_missing_dates_name_the_row():
     frame = _frame()
     frame.loc[4, "when"] = "not a date"
-    with pytest.raises(DataError, match=r"'when'.*'not a date' at row 4"):
+    with pytest.raises(DataError, match=r"'when'.*'not a date' at data row 5 \(line 6\)"):
         tabular.prepare_frame(frame, {"time_column": "when"}, "price", "t.csv")
     frame.loc[4, "when"] = None
-    with pytest.raises(DataError, match=r"missing dates at row 4"):
+    with pytest.raises(DataError, match=r"missing dates at data row 5 \(line 6\)"):
         tabular.prepare_frame(frame, {"time_column": "when"}, "price", "t.csv")
 
 
@@ -59,7 +59,8 @@ def test_numeric_override_converts_or_names_the_text(tmp_path):
     converted, _ = tabular.prepare_frame(frame.copy(), {"numeric": ["size"]}, "price", "t")
     assert converted["size"].dtype.kind == "f" and converted.loc[3, "size"] == 1.5
     frame.loc[7, "size"] = "n/a"
-    with pytest.raises(DataError, match=r"--numeric column 'size' holds text: 'n/a' at row 7"):
+    with pytest.raises(DataError, match=r"--numeric column 'size' holds text: 'n/a' at "
+                                        r"data row 8 \(line 9\)"):
         tabular.prepare_frame(frame, {"numeric": ["size"]}, "price", "t")
 
 
@@ -120,3 +121,24 @@ def test_streamed_split_is_seeded_deterministic_and_proportional():
                                [0.6, 0.2, 0.2], atol=0.06)
     other = streaming.split_names(rows, {**settings_a, "split_seed": 2})
     assert 0.4 < (other == parts).mean() < 0.6  # another seed, another split
+
+
+def test_rows_in_errors_are_data_rows_from_one_with_the_file_line(tmp_path):
+    frame = _frame()
+    frame["size"] = frame["size"].astype(object)
+    frame.loc[6, "size"] = "oops"
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    read = tabular.read_csv(path)
+    with pytest.raises(DataError, match=r"'oops' at data row 7 \(line 8\)") as error:
+        tabular.prepare_frame(read, {"numeric": ["size"]}, "price", str(path))
+    line = int(str(error.value).split("(line ")[1].split(")")[0])
+    assert "oops" in path.read_text().splitlines()[line - 1]  # the header is line 1
+
+
+def test_rows_of_a_server_request_are_not_named_by_file_lines():
+    index = pd.RangeIndex(0, 3, name=tabular.REQUEST_ROWS)
+    assert tabular._rows(index[[1]]) == "row 2 of the request"
+    assert tabular._rows(pd.RangeIndex(0, 8)) == (
+        "data rows 1, 2, 3, 4, 5 (lines 2, 3, 4, 5, 6) and 3 more")
+    assert tabular._rows(pd.Index([4])) == "data row 5 (line 6)"

@@ -188,3 +188,59 @@ def test_the_recipes_default_batch_above_a_small_data_set_is_a_note_not_an_error
     with pytest.raises(UsageError, match="at most the number of training examples"):
         settings.check_fits({"batch_size": 64, "data": "photos"}, small, memory=2**34,
                             default_batch_size=32)
+
+
+def test_target_with_embedded_data_must_be_one_of_its_columns():
+    # A silently ignored --target would train on another column than the one asked for.
+    with pytest.raises(UsageError, match=r"`--target` applies to a CSV file.*'xor' is an "
+                                         r"embedded data set whose columns are x1, x2, label"):
+        settings.check_data({"data": "xor", "target": "risk"})
+    with pytest.raises(UsageError, match="'patterns' is an embedded data set with its own"):
+        settings.check_data({"data": "patterns", "target": "label"})
+    settings.check_data({"data": "auto_mpg", "target": "horsepower"})
+    settings.check_data({"data": "diabetes", "target": "bmi"})
+
+
+@pytest.mark.parametrize("name", ["xor", "blobs", "digits64", "imbalanced", "auto_mpg",
+                                  "diabetes"])
+def test_embedded_columns_are_those_the_loader_builds(name):
+    from kerasdl.data import sources
+
+    frame, _, _ = sources._embedded_frame(name, {})
+    assert settings.embedded_columns(name) == [str(column) for column in frame.columns]
+
+
+def test_embedded_series_columns_are_those_the_loader_builds():
+    from kerasdl.data import series
+
+    assert settings.embedded_columns("seasonal") == list(series.seasonal_frame().columns)
+
+
+def test_a_text_regression_target_is_a_usage_error_with_the_classifier_hint(tmp_path):
+    path = tmp_path / "clinic.csv"
+    path.write_text("age,risk,visits\n30,high,2\n41,low,3\n55,high,1\n")
+    info = {"task": "regression", "search_space": [], "name": "regression"}
+    with pytest.raises(UsageError, match=r"'risk' must be numeric for regression. Received: "
+                                         r"'high'. A classifier recipe such as perceptron"):
+        settings.check_data({"data": str(path), "target": "risk"}, info)
+    settings.check_data({"data": str(path), "target": "visits"}, info)
+    # Classifiers take the same text column.
+    settings.check_data({"data": str(path), "target": "risk"},
+                        {"task": "classification", "search_space": [], "name": "perceptron"})
+
+
+def test_a_csv_input_read_with_the_wrong_separator_names_the_right_one(tmp_path):
+    path = tmp_path / "semi.csv"
+    path.write_text("pid;age;target\n1;30;0\n2;60;1\n")
+    with pytest.raises(UsageError, match=r"read with the separator ',' has the one column "
+                                         r"'pid;age;target' \(the header reads as one column: "
+                                         r"pass --sep ';'\); the run's columns are age, target"):
+        settings.check_csv_input(path, None, ["age", "target"])
+    settings.check_csv_input(path, ";", ["age", "target"])
+    tabs = tmp_path / "tabs.csv"
+    tabs.write_text("age\ttarget\n30\t0\n")
+    with pytest.raises(UsageError, match=r"pass --sep '\\t'"):
+        settings.check_csv_input(tabs, ";", ["age", "target"])
+    assert settings.normalise_sep("tab") == "\t" and settings.normalise_sep(None) is None
+    with pytest.raises(UsageError, match="`sep` must be one character"):
+        settings.normalise_sep(";;")

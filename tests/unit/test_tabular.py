@@ -6,6 +6,7 @@ import pytest
 
 from kerasdl.data import tabular
 from kerasdl.errors import DataError
+from kerasdl.errors import UsageError
 
 SPEC = {"task": "classification", "target": "label",
         "feature_names": ["size", "colour=blue", "colour=red", "weight"],
@@ -33,7 +34,8 @@ def test_features_from_frame_encodes_numbers_and_categories():
 
 
 def test_features_from_frame_refuses_missing_and_too_many_categories():
-    with pytest.raises(DataError, match=r"Missing values in column\(s\) 'size' \(1\) at row 1"):
+    with pytest.raises(DataError, match=r"Missing values in column\(s\) 'size' \(1\) at "
+                                        r"data row 2 \(line 3\)"):
         tabular.features_from_frame(_frame(size=[1.0, None, 3.0]))
     many = pd.DataFrame({"id": [f"x{i}" for i in range(60)], "y": range(60)})
     with pytest.raises(DataError, match="'id' holds text with 60 distinct values"):
@@ -60,11 +62,11 @@ def test_frame_to_features_missing_column_is_named():
 
 
 @pytest.mark.parametrize("values,fragment", [
-    ([1.0, np.inf, 3.0], "'size' holds non-finite numbers (inf) at row 1"),
-    ([1.0, 2.0, -np.inf], "'size' holds non-finite numbers (-inf) at row 2"),
+    ([1.0, np.inf, 3.0], "'size' holds non-finite numbers (inf) at data row 2 (line 3)"),
+    ([1.0, 2.0, -np.inf], "'size' holds non-finite numbers (-inf) at data row 3 (line 4)"),
     (["1", "2", "big"], "Column 'size' must be numeric, as it was in training. Received: "
-                        "'big' at row 2"),
-    ([None, 2.0, None], "Missing values in column(s) 'size' (2) at rows 0, 2"),
+                        "'big' at data row 3 (line 4)"),
+    ([None, 2.0, None], "Missing values in column(s) 'size' (2) at data rows 1, 3 (lines 2, 4)"),
 ])
 def test_frame_to_features_names_column_and_row(values, fragment):
     with pytest.raises(DataError) as error:
@@ -75,7 +77,8 @@ def test_frame_to_features_names_column_and_row(values, fragment):
 def test_rows_are_named_by_the_frame_index_and_shortened():
     frame = pd.DataFrame({"size": ["x"] * 8, "colour": ["red"] * 8, "weight": [1] * 8},
                          index=range(100, 108))
-    with pytest.raises(DataError, match="rows 100, 101, 102, 103, 104 and 3 more"):
+    with pytest.raises(DataError, match=r"data rows 101, 102, 103, 104, 105 "
+                                        r"\(lines 102, 103, 104, 105, 106\) and 3 more"):
         tabular.frame_to_features(frame, SPEC, warn=print)
 
 
@@ -150,7 +153,8 @@ def test_split_target_classes_and_regression():
     features, labels, info = tabular.split_target(frame, "y", "classification", "f.csv")
     assert list(features.columns) == ["x"] and labels.tolist() == [1, 0, 1]
     assert info == {"class_names": ["a", "b"]}
-    with pytest.raises(DataError, match="must be numeric for regression. Received: 'b'"):
+    with pytest.raises(UsageError, match="must be numeric for regression. Received: 'b'. "
+                       "A classifier recipe such as perceptron takes class targets"):
         tabular.split_target(frame, "y", "regression", "f.csv")
     with pytest.raises(DataError, match="'z' not found in 'f.csv'. Columns: x, y"):
         tabular.split_target(frame, "z", "classification", "f.csv")
