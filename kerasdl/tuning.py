@@ -68,6 +68,34 @@ DAMAGED = "damaged"  # damaged trials are set aside here, outside Keras Tuner's 
 TENSORBOARD = "tensorboard"  # `tensorboard --logdir SEARCH_DIR`: scalars and HParams per trial
 
 
+class TrialDiverged(keras_tuner.errors.FailedTrialError):
+    """A trial whose loss or objective became NaN or infinite: a result, not a crash.
+
+    Keras Tuner marks it FAILED (never scored, never best, not retried); kerasdl records
+    it as `diverged` (results.csv's DIVERGED) and `repair` does not run it again.
+    """
+
+
+def _diverged(trial_file, record):
+    """Whether a trial ended because it diverged (its trial.json and kerasdl record)."""
+    return record.get("status") == "diverged" or (
+        trial_file.get("status") == "FAILED" and TrialDiverged.__name__ in
+        str(trial_file.get("message") or ""))
+
+
+def _non_finite(logs, objective_name):
+    """The first loss (or the objective) in an epoch's logs that is NaN or infinite."""
+    for name, value in (logs or {}).items():
+        if ("loss" in name or name == objective_name) and value is not None:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                continue
+            if not np.isfinite(value):
+                return name, value
+    return None
+
+
 class SearchDiskFull(diskspace.DiskFull, keras_tuner.errors.FatalError):
     """A full disk during a trial: fatal for Keras Tuner (the trial is not marked done,
     so the next run of the search runs it again), one line for the user."""
@@ -167,7 +195,7 @@ def _tuner_class(kind, seed=None, objective=None, prune=None):
         def on_trial_begin(self, trial):
             super().on_trial_begin(trial)
             self._trial_start = time.perf_counter()
-            self._curve, self._epochs, self._pruned = {}, 0, False
+            self._curve, self._epochs, self._pruned, self._diverged = {}, 0, False, None
             self._others = (finished_curves(self.project_dir, exclude=trial.trial_id)
                             if prune else [])
             # A copy of the trial's values, written atomically: `repair` runs the same
@@ -178,6 +206,14 @@ def _tuner_class(kind, seed=None, objective=None, prune=None):
                             {"hyperparameters": dict(trial.hyperparameters.values)})
 
         def on_epoch_end(self, trial, model, epoch, logs=None):
+            bad = _non_finite(logs, getattr(objective, "name", None))
+            if bad is not None:
+                # Before the oracle sees the epoch: a NaN never becomes a score.
+                self._epochs += 1
+                self._diverged = (f"{bad[0]} became {bad[1]} in epoch {epoch + 1}; a lower "
+                                  "learning rate may train")
+                model.stop_training = True
+                raise TrialDiverged(f"Trial {trial.trial_id} diverged: {self._diverged}.")
             super().on_epoch_end(trial, model, epoch, logs)
             self._epochs += 1
             if objective is None or not isinstance(objective, keras_tuner.Objective) \
@@ -220,11 +256,16 @@ def _tuner_class(kind, seed=None, objective=None, prune=None):
             elif self._pruned:
                 print(f"Trial {trial.trial_id} pruned after {self._epochs} epochs.",
                       file=sys.stderr, flush=True)
+            if self._diverged:
+                print(f"Note: trial {trial.trial_id} diverged ({self._diverged}); it is "
+                      "recorded as DIVERGED and never ranked.", file=sys.stderr, flush=True)
             folder = Path(self.project_dir) / f"trial_{trial.trial_id}"
             record = _read_json(folder / "kerasdl_trial.json") or {}
             status = str(trial.status).lower()
             if self._pruned and trial.status == "COMPLETED":
                 status = "pruned"
+            if self._diverged:
+                status = "diverged"
             runs.write_json(folder / "kerasdl_trial.json",
                             {**record, "wall_seconds": round(seconds, 3), "status": status,
                              "epochs": self._epochs,
@@ -317,7 +358,29 @@ def make_tuner(meta, hypermodel, overwrite=False, strategy=None):
     if kind != "hyperband":
         # A reloaded oracle keeps its old one; imported trials do not count.
         tuner.oracle.max_trials = meta["max_trials"] + len(meta.get("imported", []))
+    if isinstance(tuner.oracle, keras_tuner.Oracle):
+        _diverged_trials_are_results(tuner.oracle)
     return tuner
+
+
+def _diverged_trials_are_results(oracle):
+    """Keras Tuner stops a search after `max_consecutive_failed_trials` FAILED trials in a
+    row (errors); trials that diverged are results (a learning rate too high), so they
+    neither count nor break a run of failures."""
+
+    def check_errors_only():
+        failures = 0
+        for trial_id in oracle.end_order:
+            trial = oracle.trials[trial_id]
+            if trial.status == "FAILED" and TrialDiverged.__name__ in str(trial.message or ""):
+                continue
+            failures = failures + 1 if trial.status == "FAILED" else 0
+            if failures == oracle.max_consecutive_failed_trials:
+                raise RuntimeError("Number of consecutive failures exceeded the limit of "
+                                   f"{oracle.max_consecutive_failed_trials}.\n"
+                                   + (trial.message or ""))
+
+    oracle._check_consecutive_failures = check_errors_only
 
 
 def _space(recipe, splits, batch_size):
@@ -434,7 +497,8 @@ def repair(project_dir):
       write, a damaged disk) is set aside into the search's `damaged/` folder, named in
       one line on stderr, and replaced by the same configuration (recorded by kerasdl in
       kerasdl_trial.json) queued to run again; every other trial is kept as it is.
-    - Trials that failed or were invalid (a full disk, an error) are queued to run again.
+    - Trials that failed or were invalid (a full disk, an error) are queued to run again;
+      a trial that diverged (NaN loss) is a result and is not.
     - A completed trial still listed as ongoing (Keras Tuner saves its state before it
       drops the trial from `ongoing_trials`) is not run again.
 
@@ -478,7 +542,8 @@ def repair(project_dir):
             statuses[trial_id] = "RUNNING"
             continue
         statuses[trial_id] = trial["status"]
-        if trial["status"] in ("FAILED", "INVALID"):
+        if trial["status"] in ("FAILED", "INVALID") \
+                and not _diverged(trial, _read_json(folder / "kerasdl_trial.json") or {}):
             runs.write_json(trial_file, {**trial, "status": "RUNNING", "message": None})
             rerun.append(trial_id)
             statuses[trial_id] = "RUNNING"
@@ -762,7 +827,8 @@ def run_distributed(meta, workers, host="127.0.0.1", port=None, max_restarts=3, 
 def results_frame(directory):
     """Reads every trial of a search directory into a DataFrame (one row per trial).
 
-    Columns: trial_id, status (COMPLETED, PRUNED, IMPORTED, FAILED, INVALID, RUNNING),
+    Columns: trial_id, status (COMPLETED, PRUNED, IMPORTED, DIVERGED, FAILED, INVALID,
+    RUNNING),
     every hyperparameter, the objective (the trial's score), every other metric at the
     trial's best epoch, best_epoch, epochs (trained in this trial), wall_seconds, and
     for imported trials the source trial.
@@ -781,6 +847,8 @@ def results_frame(directory):
         status = trial["status"]
         if status == "COMPLETED" and record.get("status") in ("pruned", "imported"):
             status = record["status"].upper()
+        if status == "FAILED" and _diverged(trial, record):
+            status = "DIVERGED"
         epochs = record.get("epochs")
         if epochs is None and status == "COMPLETED":  # a trial of an older kerasdl
             epochs = values.get("tuner/epochs", meta["settings"]["epochs"]) \
