@@ -76,26 +76,6 @@ class TrialDiverged(keras_tuner.errors.FailedTrialError):
     """
 
 
-def _diverged(trial_file, record):
-    """Whether a trial ended because it diverged (its trial.json and kerasdl record)."""
-    return record.get("status") == "diverged" or (
-        trial_file.get("status") == "FAILED" and TrialDiverged.__name__ in
-        str(trial_file.get("message") or ""))
-
-
-def _non_finite(logs, objective_name):
-    """The first loss (or the objective) in an epoch's logs that is NaN or infinite."""
-    for name, value in (logs or {}).items():
-        if ("loss" in name or name == objective_name) and value is not None:
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                continue
-            if not np.isfinite(value):
-                return name, value
-    return None
-
-
 class SearchDiskFull(diskspace.DiskFull, keras_tuner.errors.FatalError):
     """A full disk during a trial: fatal for Keras Tuner (the trial is not marked done,
     so the next run of the search runs it again), one line for the user."""
@@ -206,7 +186,7 @@ def _tuner_class(kind, seed=None, objective=None, prune=None):
                             {"hyperparameters": dict(trial.hyperparameters.values)})
 
         def on_epoch_end(self, trial, model, epoch, logs=None):
-            bad = _non_finite(logs, getattr(objective, "name", None))
+            bad = pruning.non_finite(logs, getattr(objective, "name", None))
             if bad is not None:
                 # Before the oracle sees the epoch: a NaN never becomes a score.
                 self._epochs += 1
@@ -296,7 +276,7 @@ def _best_trial_id(project_dir, direction):
         record = _read_json(trial_file.parent / "kerasdl_trial.json") or {}
         score = state.get("score")
         if state.get("status") != "COMPLETED" or score is None or not np.isfinite(score) \
-                or record.get("status") == "pruned":
+                or record.get("status") == "pruned" or pruning.diverged(state, record):
             continue
         if best is None or (score > best_score if direction == "max" else score < best_score):
             best, best_score = state["trial_id"], score
@@ -372,7 +352,7 @@ def _diverged_trials_are_results(oracle):
         failures = 0
         for trial_id in oracle.end_order:
             trial = oracle.trials[trial_id]
-            if trial.status == "FAILED" and TrialDiverged.__name__ in str(trial.message or ""):
+            if trial.status == "FAILED" and pruning.DIVERGED in str(trial.message or ""):
                 continue
             failures = failures + 1 if trial.status == "FAILED" else 0
             if failures == oracle.max_consecutive_failed_trials:
@@ -542,8 +522,8 @@ def repair(project_dir):
             statuses[trial_id] = "RUNNING"
             continue
         statuses[trial_id] = trial["status"]
-        if trial["status"] in ("FAILED", "INVALID") \
-                and not _diverged(trial, _read_json(folder / "kerasdl_trial.json") or {}):
+        record = _read_json(folder / "kerasdl_trial.json") or {}
+        if trial["status"] in ("FAILED", "INVALID") and not pruning.diverged(trial, record):
             runs.write_json(trial_file, {**trial, "status": "RUNNING", "message": None})
             rerun.append(trial_id)
             statuses[trial_id] = "RUNNING"
@@ -847,7 +827,7 @@ def results_frame(directory):
         status = trial["status"]
         if status == "COMPLETED" and record.get("status") in ("pruned", "imported"):
             status = record["status"].upper()
-        if status == "FAILED" and _diverged(trial, record):
+        if status in ("COMPLETED", "FAILED") and pruning.diverged(trial, record):
             status = "DIVERGED"
         epochs = record.get("epochs")
         if epochs is None and status == "COMPLETED":  # a trial of an older kerasdl

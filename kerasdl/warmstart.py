@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from kerasdl import hparams
+from kerasdl import pruning
 from kerasdl.errors import UsageError
 from kerasdl.registry import recipe_reference
 
@@ -86,7 +87,8 @@ def finished_trials(source, search_space, pinned):
             continue
         record = _read(trial_file.parent / "kerasdl_trial.json")
         if state.get("status") != "COMPLETED" or state.get("score") is None \
-                or record.get("status") not in (None, "completed", "imported"):
+                or record.get("status") not in (None, "completed", "imported") \
+                or pruning.diverged(state, record):
             continue
         values = {name: value for name, value in
                   state.get("hyperparameters", {}).get("values", {}).items()

@@ -4,8 +4,10 @@ import json
 
 import keras
 import keras_tuner
+import pandas as pd
 import pytest
 
+from kerasdl import pruning
 from kerasdl import tuning
 
 # Appended to a copy of the perceptron: one searched knob, `poison`, whose model outputs NaN
@@ -48,7 +50,7 @@ def test_a_diverged_trial_is_never_completed_best_retrained_shown_or_imported(cl
     assert "All-NaN" not in result.stderr and "RuntimeWarning" not in result.stderr
     assert "diverged" in result.stderr
     rows = {row["trial_id"]: row for row in
-            __import__("pandas").read_csv(tmp_path / "search" / "results.csv",
+            pd.read_csv(tmp_path / "search" / "results.csv",
                                           dtype={"trial_id": str}).to_dict("records")}
     poisoned_ids = [t for t, row in rows.items() if row["poison"]]
     healthy_ids = [t for t, row in rows.items() if not row["poison"]]
@@ -81,7 +83,7 @@ def test_a_diverged_trial_is_never_completed_best_retrained_shown_or_imported(cl
     # Warm start imports the healthy trial only.
     warm = search(cli, "--warm-start", "search", "--output", "warm", "--max-trials", "1")
     assert warm.exit_code == 0, warm.stderr
-    imported = [row for row in __import__("pandas").read_csv(tmp_path / "warm" / "results.csv")
+    imported = [row for row in pd.read_csv(tmp_path / "warm" / "results.csv")
                 .to_dict("records") if row["status"] == "IMPORTED"]
     assert [row["poison"] for row in imported] == [False]
 
@@ -108,7 +110,27 @@ def test_diverged_trials_do_not_count_as_consecutive_failures():
 
 
 def test_non_finite_losses_and_objective_are_found():
-    assert tuning._non_finite({"loss": 0.3, "val_loss": float("nan")}, "val_accuracy") \
-        == ("val_loss", pytest.approx(float("nan"), nan_ok=True))
-    assert tuning._non_finite({"loss": 0.3, "val_mae": float("inf")}, "val_mae")[0] == "val_mae"
-    assert tuning._non_finite({"loss": 0.3, "accuracy": 0.5}, "val_accuracy") is None
+    assert pruning.non_finite({"loss": 0.3, "val_loss": float("nan")}, "val_accuracy")[0] \
+        == "val_loss"
+    assert pruning.non_finite({"loss": 0.3, "val_mae": float("inf")}, "val_mae")[0] == "val_mae"
+    assert pruning.non_finite({"loss": 0.3, "accuracy": 0.5}, "val_accuracy") is None
+
+
+def _state(status, score, loss, message=None):
+    return {"status": status, "score": score, "message": message,
+            "metrics": {"metrics": {
+                "loss": {"observations": [{"value": [0.7], "step": 0},
+                                          {"value": [loss], "step": 1}]},
+                "val_accuracy": {"observations": [{"value": [score], "step": 1}]}}}}
+
+
+def test_a_diverged_trial_is_told_apart_also_from_an_older_kerasdl():
+    assert pruning.DIVERGED == tuning.TrialDiverged.__name__
+    # This kerasdl: FAILED by TrialDiverged; a failure for another reason is not divergence.
+    assert pruning.diverged(_state("FAILED", None, 0.5, "...TrialDiverged: Trial 0 ..."))
+    assert not pruning.diverged(_state("FAILED", None, 0.5, "ValueError: bad input"))
+    assert pruning.diverged(_state("RUNNING", None, 0.5), {"status": "diverged"})
+    # An older kerasdl: COMPLETED with a finite accuracy but a NaN loss, as in the report.
+    assert pruning.diverged(_state("COMPLETED", 0.5417, float("nan")))
+    assert pruning.diverged(_state("COMPLETED", float("nan"), 0.5))
+    assert not pruning.diverged(_state("COMPLETED", 0.5417, 0.6))
