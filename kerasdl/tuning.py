@@ -225,6 +225,19 @@ def _tuner_class(kind, seed=None, objective=None, prune=None):
                                                  folder, needed=_SpaceCheck.needed))) from None
                 raise
 
+        def _run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
+            try:
+                return super()._run_and_update_trial(trial, *fit_args, **fit_kwargs)
+            except TrialDiverged as error:
+                self._divergence = error  # a result: no traceback on stderr (Keras Tuner's)
+
+        def _try_run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
+            self._divergence = None
+            super()._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
+            if self._divergence is not None:
+                trial.status = keras_tuner.engine.trial.TrialStatus.FAILED
+                trial.message = f"{TrialDiverged.__name__}: {self._divergence}"
+
         def on_trial_end(self, trial):
             seconds = time.perf_counter() - getattr(self, "_trial_start", time.perf_counter())
             super().on_trial_end(trial)
