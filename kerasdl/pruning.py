@@ -5,6 +5,8 @@ once at least `startup_trials` earlier trials completed epoch `e`, the trial sto
 its best objective so far is worse than the median of those trials' objective at `e`.
 
 Pure functions, no TensorFlow: the search calls `should_prune` after every epoch.
+It also tells a trial that diverged (`non_finite`, `diverged`): one stopped for a NaN
+or infinite loss, never ranked.
 """
 
 import math
