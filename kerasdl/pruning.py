@@ -5,6 +5,8 @@ once at least `startup_trials` earlier trials completed epoch `e`, the trial sto
 its best objective so far is worse than the median of those trials' objective at `e`.
 
 Pure functions, no TensorFlow: the search calls `should_prune` after every epoch.
+It also tells a trial that diverged (`non_finite`, `diverged`): one stopped for a NaN
+or infinite loss, never ranked.
 """
 
 import math
@@ -62,3 +64,42 @@ def check_settings(warmup_epochs, startup_trials):
                         ("--prune-startup-trials", startup_trials)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"`{name}` must be a whole number >= 0. Received: {value!r}")
+
+
+# In the message of a trial that Keras Tuner recorded FAILED because it diverged.
+DIVERGED = "TrialDiverged"
+
+
+def non_finite(logs, objective_name=None):
+    """The first loss (or the objective) in an epoch's logs that is NaN or infinite, as
+    `(name, value)`, or None: a trial that reports one diverged."""
+    for name, value in (logs or {}).items():
+        if ("loss" in name or name == objective_name) and value is not None:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                continue
+            if not math.isfinite(value):
+                return name, value
+    return None
+
+
+def diverged(state, record=None):
+    """Whether a trial diverged, from its trial.json (`state`) and kerasdl_trial.json.
+
+    A trial of this kerasdl is FAILED with `TrialDiverged` in its message; one of an older
+    kerasdl may be COMPLETED with a finite score (an accuracy) but a NaN loss.
+    """
+    if (record or {}).get("status") == "diverged":
+        return True
+    if state.get("status") == "FAILED":
+        return DIVERGED in str(state.get("message") or "")
+    if state.get("status") != "COMPLETED":
+        return False
+    score = state.get("score")
+    if isinstance(score, float) and not math.isfinite(score):
+        return True
+    last = {name: metric["observations"][-1]["value"][0]
+            for name, metric in (state.get("metrics") or {}).get("metrics", {}).items()
+            if metric.get("observations") and metric["observations"][-1].get("value")}
+    return non_finite(last) is not None

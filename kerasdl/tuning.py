@@ -68,6 +68,14 @@ DAMAGED = "damaged"  # damaged trials are set aside here, outside Keras Tuner's 
 TENSORBOARD = "tensorboard"  # `tensorboard --logdir SEARCH_DIR`: scalars and HParams per trial
 
 
+class TrialDiverged(keras_tuner.errors.FailedTrialError):
+    """A trial whose loss or objective became NaN or infinite: a result, not a crash.
+
+    Keras Tuner marks it FAILED (never scored, never best, not retried); kerasdl records
+    it as `diverged` (results.csv's DIVERGED) and `repair` does not run it again.
+    """
+
+
 class SearchDiskFull(diskspace.DiskFull, keras_tuner.errors.FatalError):
     """A full disk during a trial: fatal for Keras Tuner (the trial is not marked done,
     so the next run of the search runs it again), one line for the user."""
@@ -167,7 +175,7 @@ def _tuner_class(kind, seed=None, objective=None, prune=None):
         def on_trial_begin(self, trial):
             super().on_trial_begin(trial)
             self._trial_start = time.perf_counter()
-            self._curve, self._epochs, self._pruned = {}, 0, False
+            self._curve, self._epochs, self._pruned, self._diverged = {}, 0, False, None
             self._others = (finished_curves(self.project_dir, exclude=trial.trial_id)
                             if prune else [])
             # A copy of the trial's values, written atomically: `repair` runs the same
@@ -178,6 +186,14 @@ def _tuner_class(kind, seed=None, objective=None, prune=None):
                             {"hyperparameters": dict(trial.hyperparameters.values)})
 
         def on_epoch_end(self, trial, model, epoch, logs=None):
+            bad = pruning.non_finite(logs, getattr(objective, "name", None))
+            if bad is not None:
+                # Before the oracle sees the epoch: a NaN never becomes a score.
+                self._epochs += 1
+                self._diverged = (f"{bad[0]} became {bad[1]} in epoch {epoch + 1}; a lower "
+                                  "learning rate may train")
+                model.stop_training = True
+                raise TrialDiverged(f"Trial {trial.trial_id} diverged: {self._diverged}.")
             super().on_epoch_end(trial, model, epoch, logs)
             self._epochs += 1
             if objective is None or not isinstance(objective, keras_tuner.Objective) \
@@ -209,6 +225,19 @@ def _tuner_class(kind, seed=None, objective=None, prune=None):
                                                  folder, needed=_SpaceCheck.needed))) from None
                 raise
 
+        def _run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
+            try:
+                return super()._run_and_update_trial(trial, *fit_args, **fit_kwargs)
+            except TrialDiverged as error:
+                self._divergence = error  # a result: no traceback on stderr (Keras Tuner's)
+
+        def _try_run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
+            self._divergence = None
+            super()._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
+            if self._divergence is not None:
+                trial.status = keras_tuner.engine.trial.TrialStatus.FAILED
+                trial.message = f"{TrialDiverged.__name__}: {self._divergence}"
+
         def on_trial_end(self, trial):
             seconds = time.perf_counter() - getattr(self, "_trial_start", time.perf_counter())
             super().on_trial_end(trial)
@@ -220,11 +249,16 @@ def _tuner_class(kind, seed=None, objective=None, prune=None):
             elif self._pruned:
                 print(f"Trial {trial.trial_id} pruned after {self._epochs} epochs.",
                       file=sys.stderr, flush=True)
+            if self._diverged:
+                print(f"Note: trial {trial.trial_id} diverged ({self._diverged}); it is "
+                      "recorded as DIVERGED and never ranked.", file=sys.stderr, flush=True)
             folder = Path(self.project_dir) / f"trial_{trial.trial_id}"
             record = _read_json(folder / "kerasdl_trial.json") or {}
             status = str(trial.status).lower()
             if self._pruned and trial.status == "COMPLETED":
                 status = "pruned"
+            if self._diverged:
+                status = "diverged"
             runs.write_json(folder / "kerasdl_trial.json",
                             {**record, "wall_seconds": round(seconds, 3), "status": status,
                              "epochs": self._epochs,
@@ -255,7 +289,7 @@ def _best_trial_id(project_dir, direction):
         record = _read_json(trial_file.parent / "kerasdl_trial.json") or {}
         score = state.get("score")
         if state.get("status") != "COMPLETED" or score is None or not np.isfinite(score) \
-                or record.get("status") == "pruned":
+                or record.get("status") == "pruned" or pruning.diverged(state, record):
             continue
         if best is None or (score > best_score if direction == "max" else score < best_score):
             best, best_score = state["trial_id"], score
@@ -317,7 +351,29 @@ def make_tuner(meta, hypermodel, overwrite=False, strategy=None):
     if kind != "hyperband":
         # A reloaded oracle keeps its old one; imported trials do not count.
         tuner.oracle.max_trials = meta["max_trials"] + len(meta.get("imported", []))
+    if isinstance(tuner.oracle, keras_tuner.Oracle):
+        _diverged_trials_are_results(tuner.oracle)
     return tuner
+
+
+def _diverged_trials_are_results(oracle):
+    """Keras Tuner stops a search after `max_consecutive_failed_trials` FAILED trials in a
+    row (errors); trials that diverged are results (a learning rate too high), so they
+    neither count nor break a run of failures."""
+
+    def check_errors_only():
+        failures = 0
+        for trial_id in oracle.end_order:
+            trial = oracle.trials[trial_id]
+            if trial.status == "FAILED" and pruning.DIVERGED in str(trial.message or ""):
+                continue
+            failures = failures + 1 if trial.status == "FAILED" else 0
+            if failures == oracle.max_consecutive_failed_trials:
+                raise RuntimeError("Number of consecutive failures exceeded the limit of "
+                                   f"{oracle.max_consecutive_failed_trials}.\n"
+                                   + (trial.message or ""))
+
+    oracle._check_consecutive_failures = check_errors_only
 
 
 def _space(recipe, splits, batch_size):
@@ -434,7 +490,8 @@ def repair(project_dir):
       write, a damaged disk) is set aside into the search's `damaged/` folder, named in
       one line on stderr, and replaced by the same configuration (recorded by kerasdl in
       kerasdl_trial.json) queued to run again; every other trial is kept as it is.
-    - Trials that failed or were invalid (a full disk, an error) are queued to run again.
+    - Trials that failed or were invalid (a full disk, an error) are queued to run again;
+      a trial that diverged (NaN loss) is a result and is not.
     - A completed trial still listed as ongoing (Keras Tuner saves its state before it
       drops the trial from `ongoing_trials`) is not run again.
 
@@ -478,7 +535,8 @@ def repair(project_dir):
             statuses[trial_id] = "RUNNING"
             continue
         statuses[trial_id] = trial["status"]
-        if trial["status"] in ("FAILED", "INVALID"):
+        record = _read_json(folder / "kerasdl_trial.json") or {}
+        if trial["status"] in ("FAILED", "INVALID") and not pruning.diverged(trial, record):
             runs.write_json(trial_file, {**trial, "status": "RUNNING", "message": None})
             rerun.append(trial_id)
             statuses[trial_id] = "RUNNING"
@@ -762,7 +820,8 @@ def run_distributed(meta, workers, host="127.0.0.1", port=None, max_restarts=3, 
 def results_frame(directory):
     """Reads every trial of a search directory into a DataFrame (one row per trial).
 
-    Columns: trial_id, status (COMPLETED, PRUNED, IMPORTED, FAILED, INVALID, RUNNING),
+    Columns: trial_id, status (COMPLETED, PRUNED, IMPORTED, DIVERGED, FAILED, INVALID,
+    RUNNING),
     every hyperparameter, the objective (the trial's score), every other metric at the
     trial's best epoch, best_epoch, epochs (trained in this trial), wall_seconds, and
     for imported trials the source trial.
@@ -781,6 +840,8 @@ def results_frame(directory):
         status = trial["status"]
         if status == "COMPLETED" and record.get("status") in ("pruned", "imported"):
             status = record["status"].upper()
+        if status in ("COMPLETED", "FAILED") and pruning.diverged(trial, record):
+            status = "DIVERGED"
         epochs = record.get("epochs")
         if epochs is None and status == "COMPLETED":  # a trial of an older kerasdl
             epochs = values.get("tuner/epochs", meta["settings"]["epochs"]) \

@@ -10,7 +10,9 @@ import json
 from pathlib import Path
 
 from kerasdl import hparams
+from kerasdl import pruning
 from kerasdl.errors import UsageError
+from kerasdl.registry import recipe_reference
 
 # Settings that make two searches score on the same examples.
 SAME_DATA = ("data", "target", "data_dir", "split_seed", "validation_split", "test_split",
@@ -45,7 +47,8 @@ def read_source(source, recipe_name, settings, tuner, objective_name=None, direc
     if directory is not None and source.resolve() == Path(directory).resolve():
         raise UsageError(f"`--warm-start` {str(source)!r} is this search's own folder; run "
                          "the same command without --warm-start to continue it.")
-    if old_recipe != recipe_name:
+    # A recipe file is recorded by its absolute path: `./mine.py` is the same recipe.
+    if old_recipe != recipe_reference(recipe_name):
         raise UsageError(f"`--warm-start` {str(source)!r} is a search of recipe {old_recipe!r}, "
                          f"not {recipe_name!r}; a warm start needs the same recipe and data.")
     changed = [f"{key}={old_settings.get(key)!r} there, {settings.get(key)!r} here"
@@ -84,7 +87,8 @@ def finished_trials(source, search_space, pinned):
             continue
         record = _read(trial_file.parent / "kerasdl_trial.json")
         if state.get("status") != "COMPLETED" or state.get("score") is None \
-                or record.get("status") not in (None, "completed", "imported"):
+                or record.get("status") not in (None, "completed", "imported") \
+                or pruning.diverged(state, record):
             continue
         values = {name: value for name, value in
                   state.get("hyperparameters", {}).get("values", {}).items()

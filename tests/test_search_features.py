@@ -197,11 +197,13 @@ def test_disk_holds_the_best_checkpoint_plus_logs_for_a_cnn_search(tmp_path):
 
 def test_warm_start_imports_finished_trials_across_tuners_and_refuses_a_mismatch(tmp_path):
     earlier = tmp_path / "earlier"
+    # A learning rate that trains: a trial that diverges is not imported (test_tune_divergence).
+    stable = ("--set", "learning_rate=0.01", "--set", "optimizer=adam")
     first = _tune(earlier, "perceptron", "--tuner", "random", "--max-trials", "3",
-                  "--epochs", "2", "--no-retrain")
+                  "--epochs", "2", "--no-retrain", *stable)
     warm = tmp_path / "warm"
     frame = _tune(warm, "perceptron", "--tuner", "bayesian", "--max-trials", "2",
-                  "--epochs", "2", "--no-retrain", "--warm-start", earlier)
+                  "--epochs", "2", "--no-retrain", "--warm-start", earlier, *stable)
     imported = frame[frame["status"] == "IMPORTED"]
     assert len(imported) == 3 and (frame["status"] == "COMPLETED").sum() == 2  # 2 new trials
     names = [c for c in first.columns if c in ("hidden_layers", "units", "activation",
@@ -219,7 +221,7 @@ def test_warm_start_imports_finished_trials_across_tuners_and_refuses_a_mismatch
     assert "2 of 5 trials completed, 3 imported" in shown.stdout.splitlines()[0]
     # Running it again continues the same search: nothing imported twice, nothing new.
     again = _tune(warm, "perceptron", "--tuner", "bayesian", "--max-trials", "2",
-                  "--epochs", "2", "--no-retrain", "--warm-start", earlier)
+                  "--epochs", "2", "--no-retrain", "--warm-start", earlier, *stable)
     assert len(again) == 5
 
     # Refused, before TensorFlow starts, naming the reason.
