@@ -121,6 +121,8 @@ class KerasdlGroup(click.Group):
 
     def main(self, args=None, prog_name=None, **kwargs):
         kwargs["standalone_mode"] = False
+        sys.unraisablehook = _quiet_disk_full_cleanup
+        sys.excepthook = _quiet_disk_full_traceback
         try:
             result = super().main(args=args, prog_name="kerasdl", **kwargs)
         except _NO_ARGS_IS_HELP as error:  # bare `kerasdl`: its help, not an error line
@@ -134,6 +136,15 @@ class KerasdlGroup(click.Group):
         except (click.exceptions.Abort, KeyboardInterrupt):
             _fail("Interrupted.", 130)
         except KerasdlError as error:
+            from kerasdl.diskspace import DiskFull
+
+            if isinstance(error, DiskFull):
+                # HDF5 files left open by the failed write crash h5py when the
+                # interpreter tears them down (exit -11): end right after the one line.
+                click.echo(f"Error: {error}", err=True)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(error.exit_code)
             _fail(str(error), error.exit_code)
         except Exception as error:
             if os.environ.get("KERASDL_DEBUG"):
@@ -141,6 +152,28 @@ class KerasdlGroup(click.Group):
             message = str(error).strip().splitlines()[0] if str(error).strip() else ""
             _fail(f"{type(error).__name__}: {message} (set KERASDL_DEBUG=1 for the traceback)", 1)
         sys.exit(result if isinstance(result, int) else 0)
+
+
+def _quiet_disk_full_cleanup(unraisable):
+    """Drops h5py's "Exception ignored in ... __dealloc__" tracebacks of a write that
+    failed for lack of space (the one-line DiskFull error says it); passes on the rest."""
+    if _h5py_disk_full(unraisable.exc_value, repr(unraisable.object)):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def _h5py_disk_full(value, where):
+    text = f"{value}"
+    return "h5py" in where and ("errno = 28" in text or "No space left" in text)
+
+
+def _quiet_disk_full_traceback(kind, value, traceback):
+    """Cython prints h5py's failed `__dealloc__` through `sys.excepthook` too."""
+    import traceback as tracebacks
+
+    if _h5py_disk_full(value, "".join(tracebacks.format_tb(traceback))):
+        return
+    sys.__excepthook__(kind, value, traceback)
 
 
 def _fail(message, code):
