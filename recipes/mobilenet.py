@@ -12,8 +12,9 @@ to preserve: the whole network trains from the start, in one phase.
 
 Default data: shapes (generated colour photos of 5 shapes, 32x32, resized to 96x96).
 Result: pretrained from scratch on digits 0-4, then fine-tuned on 100 examples of digits
-5-9 at 32x32: 0.761 test accuracy; the same model from scratch: 0.572 (seeds 1, 2: 0.733
-and 0.689 against 0.606 and 0.544; tests/test_transfer.py). From scratch on shapes, 10
+5-9 at 32x32: 0.733 test accuracy (median of seeds 1337, 1, 2; range 0.689-0.761); the
+same model from scratch: 0.572 (0.544-0.606) (BENCHMARKS.md, "Transfer learning";
+tests/test_transfer.py). From scratch on shapes, 10
 epochs: 0.243 (`kerasdl train mobilenet --weights none`): too few images to learn from
 zero, which is what pretrained weights are for (ImageNet needs a download).
 Parameters: 574,821 (the default model on shapes)
