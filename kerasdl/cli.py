@@ -424,8 +424,8 @@ def _show_search(directory, as_json, top=10):
                            indent=2))
         return
     counts = frame["status"].value_counts()
-    others = [f"{counts[s]} {s.lower()}" for s in ("IMPORTED", "PRUNED", "FAILED", "INVALID")
-              if counts.get(s)]
+    others = [f"{counts[s]} {s.lower()}"
+              for s in ("IMPORTED", "PRUNED", "DIVERGED", "FAILED", "INVALID") if counts.get(s)]
     _result(f"Search of {meta['recipe']} with the {meta['tuner']} tuner: "
             f"{int(counts.get('COMPLETED', 0))} of {len(frame)} trials completed"
             + (f" ({len(damaged)} damaged)" if damaged else "")

@@ -72,6 +72,8 @@ def test_a_diverged_trial_is_never_completed_best_retrained_shown_or_imported(cl
 
     shown = cli("show", "search", "--json")
     assert shown.exit_code == 0, shown.stderr
+    summary = cli("show", "search").stdout.splitlines()[0]
+    assert "1 diverged" in summary, summary
     assert [t["trial_id"] for t in json.loads(shown.stdout)["trials"]] == healthy_ids
 
     # A resumed search keeps the diverged trial as a result: nothing runs again.
