@@ -57,8 +57,9 @@ def test_small_folder_is_cached_in_memory(tmp_path, tmpdir_for_caches):
 
 def test_folder_over_the_memory_budget_is_cached_in_a_file(tmp_path, tmpdir_for_caches,
                                                           monkeypatch):
-    # 24 images of 12x12x3 take 41 KiB as float32: over 1/32 of 256 KiB.
-    monkeypatch.setattr(run_settings, "available_memory", lambda: 256 * 1024)
+    # 24 images of 12x12x3 take 41 KiB as float32: over 1/32 of 512 KiB (16 KiB); four
+    # batches and the shuffle buffer fit in 512 KiB.
+    monkeypatch.setattr(run_settings, "available_memory", lambda: 512 * 1024)
     folder = _folder(tmp_path / "photos")
     splits = load_data(str(folder), "image_classification", {"image_size": [12, 12],
                                                               "batch_size": 4})
@@ -83,7 +84,7 @@ def test_folder_over_the_memory_budget_is_cached_in_a_file(tmp_path, tmpdir_for_
 
 def test_folder_too_large_for_memory_and_disk_is_decoded_each_pass(tmp_path, tmpdir_for_caches,
                                                                   monkeypatch):
-    monkeypatch.setattr(run_settings, "available_memory", lambda: 256 * 1024)
+    monkeypatch.setattr(run_settings, "available_memory", lambda: 512 * 1024)
     monkeypatch.setattr(diskspace, "free_bytes", lambda folder: 1024)
     folder = _folder(tmp_path / "photos")
     splits = load_data(str(folder), "image_classification", {"image_size": [12, 12]})
@@ -96,7 +97,7 @@ def test_folder_too_large_for_memory_and_disk_is_decoded_each_pass(tmp_path, tmp
 
 def test_file_cached_folder_trains_evaluates_and_is_noted(cli, tmp_path, tmpdir_for_caches,
                                                          monkeypatch):
-    monkeypatch.setattr(run_settings, "available_memory", lambda: 256 * 1024)
+    monkeypatch.setattr(run_settings, "available_memory", lambda: 512 * 1024)
     folder = _folder(tmp_path / "photos")
     result = cli("train", "cnn", "--data", folder, "--epochs", "2", "--batch-size", "8",
                  "--image-size", "12", "--set", "conv_blocks=1", "--set", "convs_per_block=1",
@@ -165,11 +166,11 @@ def test_predict_failure_leaves_no_output_file(tmp_path, cli, monkeypatch):
 
     real = evaluation._output_frame
 
-    def fail_on_second(ids, *args, calls=[]):
+    def fail_on_second(ids, *args, calls=[], **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise DataError("disk went away")
-        return real(ids, *args)
+        return real(ids, *args, **kwargs)
 
     monkeypatch.setattr(evaluation, "_output_frame", fail_on_second)
     result = cli("predict", tmp_path / "run", folder, "--output", tmp_path / "new.csv")
@@ -190,7 +191,7 @@ def test_large_folders_are_counted_on_stderr(cli, tmp_path, monkeypatch):
 def test_few_shot_draw_on_a_file_cached_folder_keeps_the_same_examples(tmp_path,
                                                                        tmpdir_for_caches,
                                                                        monkeypatch):
-    monkeypatch.setattr(run_settings, "available_memory", lambda: 256 * 1024)
+    monkeypatch.setattr(run_settings, "available_memory", lambda: 512 * 1024)
     folder = _folder(tmp_path / "photos")
     splits = load_data(str(folder), "image_classification",
                        {"image_size": [12, 12], "train_examples": 5})
