@@ -121,8 +121,6 @@ class KerasdlGroup(click.Group):
 
     def main(self, args=None, prog_name=None, **kwargs):
         kwargs["standalone_mode"] = False
-        sys.unraisablehook = _quiet_disk_full_cleanup
-        sys.excepthook = _quiet_disk_full_traceback
         try:
             result = super().main(args=args, prog_name="kerasdl", **kwargs)
         except _NO_ARGS_IS_HELP as error:  # bare `kerasdl`: its help, not an error line
@@ -138,9 +136,10 @@ class KerasdlGroup(click.Group):
         except KerasdlError as error:
             from kerasdl.diskspace import DiskFull
 
-            if isinstance(error, DiskFull):
+            if isinstance(error, DiskFull) and _PROCESS_ENTRY["hard_exit"]:
                 # HDF5 files left open by the failed write crash h5py when the
                 # interpreter tears them down (exit -11): end right after the one line.
+                # Only as the `kerasdl` process itself, never inside a caller's process.
                 click.echo(f"Error: {error}", err=True)
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -152,6 +151,10 @@ class KerasdlGroup(click.Group):
             message = str(error).strip().splitlines()[0] if str(error).strip() else ""
             _fail(f"{type(error).__name__}: {message} (set KERASDL_DEBUG=1 for the traceback)", 1)
         sys.exit(result if isinstance(result, int) else 0)
+
+
+# Set by `main()`, the console script: this process is kerasdl's own.
+_PROCESS_ENTRY = {"hard_exit": False}
 
 
 def _quiet_disk_full_cleanup(unraisable):
@@ -1230,4 +1233,7 @@ def main():
         from kerasdl.distributed import import_tensorflow_with_sigterm_blocked
 
         import_tensorflow_with_sigterm_blocked()
+    _PROCESS_ENTRY["hard_exit"] = True
+    sys.unraisablehook = _quiet_disk_full_cleanup
+    sys.excepthook = _quiet_disk_full_traceback
     cli()
