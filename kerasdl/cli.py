@@ -1194,7 +1194,7 @@ def copy(recipe, dest, force):
     if registry.is_file_reference(recipe):
         names = ", ".join(registry.list_recipes())
         raise UsageError(f"`copy` copies a shipped recipe by name ({names}); {recipe!r} is "
-                         "a file already: copy it with your shell.")
+                         "a path, not a name (a file of your own: copy it with your shell).")
     source = registry.recipe_source(recipe)  # a packaged recipe's name, never a path
     target = Path(dest)
     # A destination that is not a .py file is a folder, created when missing.

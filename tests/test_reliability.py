@@ -138,7 +138,9 @@ def test_copy_refuses_symlinks_and_keeps_what_exists(cli, tmp_path):
     result = cli("copy", "cnn", folder, "--force")
     assert_one_line_error(result, 1, "is a symbolic link")
     assert outside.read_text() == "precious\n"
-    assert_one_line_error(cli("copy", "../cnn", folder / "x.py"), 2, "Unknown recipe: '../cnn'")
+    assert_one_line_error(cli("copy", "../cnn", folder / "x.py"), 2,
+                          "copies a shipped recipe by name", "'../cnn' is a path")
+    assert not (folder / "x.py").exists()
 
 
 def test_an_unreadable_image_in_a_training_folder_is_named(cli, tmp_path):
