@@ -9,6 +9,7 @@ the names the contract requires (recipes/README.md); `kerasdl.check` checks the 
 """
 
 import ast
+import difflib
 import hashlib
 import importlib
 import importlib.util
@@ -97,9 +98,9 @@ def recipe_path(name):
         return path.resolve()
     names = list_recipes()
     if name not in names:
-        raise RecipeError(
-            f"Unknown recipe: {name!r}. Valid recipes: {', '.join(names)}"
-        )
+        close = difflib.get_close_matches(str(name), names, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise RecipeError(f"Unknown recipe: {name!r}.{hint} Valid recipes: {', '.join(names)}")
     return recipes_dir() / f"{name}.py"
 
 

@@ -44,7 +44,13 @@ def test_recipe_info_reads_an_objective_with_a_direction(recipe_folder):
 def test_unknown_recipe_lists_the_valid_names(recipe_folder):
     with pytest.raises(RecipeError) as error:
         registry.recipe_info("tine")
-    assert str(error.value) == "Unknown recipe: 'tine'. Valid recipes: tiny"
+    assert str(error.value) == "Unknown recipe: 'tine'. Did you mean 'tiny'? Valid recipes: tiny"
+
+
+def test_an_unknown_recipe_far_from_every_name_gets_no_guess(recipe_folder):
+    with pytest.raises(RecipeError) as error:
+        registry.recipe_info("zzzzzz")
+    assert str(error.value) == "Unknown recipe: 'zzzzzz'. Valid recipes: tiny"
 
 
 def test_shipped_recipes_are_read_without_tensorflow():
