@@ -23,6 +23,7 @@ from kerasdl import registry
 from kerasdl import runs
 from kerasdl import settings as settings_module
 from kerasdl.errors import DataError
+from kerasdl.errors import NonFiniteLoss
 from kerasdl.errors import UsageError
 
 
@@ -230,7 +231,7 @@ def _compare(recipe_name, base_settings, variants, seeds, gradients, output, com
             start = time.perf_counter()
             try:
                 run_dir = training.train(recipe_name, run_settings, command=command)
-            except training.NonFiniteLoss as error:  # a diverging variant is a result too
+            except NonFiniteLoss as error:  # a diverging variant is a result too
                 print(f"[compare] {variant.label}, seed {seed}: {error}", file=sys.stderr)
                 per_seed.append({"diverged": True, "seconds": time.perf_counter() - start})
                 continue
