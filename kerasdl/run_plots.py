@@ -1,11 +1,26 @@
-"""The plots of a run that need its model: what shows a task's result best."""
+"""The plots in a run's `plots/` folder: its learning curves, and what shows its task's result best."""
 
 import numpy as np
+import pandas as pd
 
 from kerasdl import plots
 from kerasdl import registry
 from kerasdl.registry import CLASSIFICATION
 from kerasdl.scoring import predict_dataset
+
+
+def write_plots(run_dir, model, spec, test_data, recipe):
+    """Writes a finished run's plots into `run_dir/plots`.
+
+    The learning curves from history.csv, the gradient norms from gradients.csv (when
+    recorded), then `task_plots`.
+    """
+    folder = run_dir / "plots"
+    plots.learning_curves(pd.read_csv(run_dir / "history.csv"), folder / "learning_curves.png")
+    if (run_dir / "gradients.csv").exists():
+        plots.gradient_norms(pd.read_csv(run_dir / "gradients.csv"),
+                             folder / "gradient_norms.png")
+    task_plots(model, spec, test_data, folder, recipe)
 
 
 def task_plots(model, spec, test_data, folder, recipe):

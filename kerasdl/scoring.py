@@ -1,4 +1,8 @@
-"""Scoring a trained model: predictions over a split, the classic baseline, anomaly AUC."""
+"""Scoring a trained model: its metrics on a split, the classic baseline, anomaly AUC.
+
+`test_scores` is what a run records in metrics.json about its test split; `evaluate_metrics`
+is the one way `kerasdl train`, `evaluate` and `compare` turn `model.evaluate` into figures.
+"""
 
 import contextlib
 import sys
@@ -6,6 +10,55 @@ import sys
 import numpy as np
 
 from kerasdl import registry
+from kerasdl.registry import CLASSIFICATION
+
+
+def evaluate_metrics(model, batches):
+    """Returns the model's compiled loss and metrics over `batches`, as floats by name.
+
+    Keras's progress output goes to stderr: stdout is kept for results.
+    """
+    with contextlib.redirect_stdout(sys.stderr):
+        scores = model.evaluate(batches, return_dict=True, verbose=0)
+    return {name: float(value) for name, value in scores.items()}
+
+
+def test_scores(model, splits, test_data, recipe):
+    """The scores a run records about its test split (`metrics.json`).
+
+    Args:
+        test_data: the test split, batched by the recipe's pipeline.
+
+    Returns:
+        A dict with `test` (the compiled metrics), `baseline` (a classic model's, or None),
+        and for their tasks `anomaly_roc_auc` (a reconstruction run with excluded classes)
+        and `per_class_recall` (a classifier: class name to recall, None for a class
+        absent from the test split).
+    """
+    scores = {"test": evaluate_metrics(model, test_data), "baseline": _baseline_or_none(splits)}
+    if splits.spec["task"] == "reconstruction" and splits.spec.get("excluded_classes"):
+        scores["anomaly_roc_auc"] = anomaly_roc_auc(model, splits, recipe)
+    if splits.spec["task"] in CLASSIFICATION:
+        labels, predictions = predict_dataset(model, test_data)
+        scores["per_class_recall"] = per_class_recall(labels, predictions,
+                                                      splits.spec["class_names"])
+    return scores
+
+
+def per_class_recall(labels, predictions, class_names):
+    """Each class's recall: the share of its examples predicted as it.
+
+    Args:
+        labels: class indices, or one-hot rows.
+        predictions: one row of class scores per example.
+
+    Returns:
+        Class name to recall; None for a class without examples.
+    """
+    labels = labels.argmax(axis=-1) if labels.ndim > 1 else labels
+    predicted = predictions.argmax(axis=-1)
+    return {name: float(np.mean(predicted[labels == i] == i)) if np.any(labels == i) else None
+            for i, name in enumerate(class_names)}
 
 
 def predict_dataset(model, dataset):
@@ -50,7 +103,7 @@ def baseline(splits, task):
             "accuracy": float(classifier.score(scaler.transform(x_test), y_test))}
 
 
-def baseline_or_none(splits):
+def _baseline_or_none(splits):
     try:
         return baseline(splits, splits.spec["task"])
     except ValueError as error:  # data a classic model cannot fit (overflowing values)

@@ -1,7 +1,7 @@
 """Training a recipe into a run directory: the run folder's life and the fit call.
 
-The callbacks live in `kerasdl.callbacks`, the scoring in `kerasdl.scoring` and the task
-plots in `kerasdl.run_plots`.
+The callbacks live in `kerasdl.callbacks`, the test-split scoring in `kerasdl.scoring`
+and the plots in `kerasdl.run_plots`.
 """
 
 import contextlib
@@ -16,18 +16,17 @@ from importlib import metadata
 from pathlib import Path
 
 import keras
-import numpy as np
-import pandas as pd
 import tensorflow as tf
 
 from kerasdl import devices
 from kerasdl import diskspace
 from kerasdl import distributed
 from kerasdl import locks
-from kerasdl import plots
 from kerasdl import progress
 from kerasdl import registry
+from kerasdl import run_plots
 from kerasdl import runs
+from kerasdl import scoring
 from kerasdl.callbacks import AtomicBackupAndRestore
 from kerasdl.callbacks import GradientNorms
 from kerasdl.callbacks import HistoryLogger
@@ -38,12 +37,7 @@ from kerasdl.callbacks import backup_epoch
 from kerasdl.callbacks import monitored
 from kerasdl.errors import NonFiniteLoss
 from kerasdl.errors import UsageError
-from kerasdl.registry import CLASSIFICATION
 from kerasdl.registry import load_recipe
-from kerasdl.run_plots import task_plots
-from kerasdl.scoring import anomaly_roc_auc
-from kerasdl.scoring import baseline_or_none
-from kerasdl.scoring import predict_dataset
 from kerasdl.session import balance
 from kerasdl.session import build
 from kerasdl.session import load_splits
@@ -155,7 +149,7 @@ def _train(recipe_name, recipe, settings, splits, strategy, accelerator, command
         runs.write_json(run_dir / "config.json", {**config, "status": "interrupted"})
         raise
     except NonFiniteLoss as error:
-        kept = _keep_last_good(model, run_dir)
+        kept = keep_last_good(model, run_dir)
         runs.write_json(run_dir / "config.json", {**config, "status": "failed",
                                                   "error": str(error)})
         raise NonFiniteLoss(f"{error} {kept}") from None
@@ -180,7 +174,7 @@ def _train(recipe_name, recipe, settings, splits, strategy, accelerator, command
     return run_dir
 
 
-def _keep_last_good(model, run_dir):
+def keep_last_good(model, run_dir):
     """Saves the weights of the last completed epoch (from the backup) as model.keras."""
     backup = run_dir / "backup" / "latest.weights.h5"
     if not backup.exists():
@@ -261,7 +255,7 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
         elif keep_best is not None and not keep_best.seen:
             print(f"No `{monitor}` in the epoch logs: the last epoch's model is kept.",
                   file=sys.stderr)
-        test_metrics = model.evaluate(test_data, return_dict=True, verbose=0)
+        scores = scoring.test_scores(model, splits, test_data, recipe)
     diskspace.ensure(run_dir, diskspace.model_bytes(model))
     runs.atomic_write(run_dir / "model.keras", lambda tmp: model.save(tmp))
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
@@ -273,11 +267,10 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
     if settings.get("merge_validation") and counts.get("validation"):
         examples += counts["validation"]
     metrics = {
-        "test": {name: float(value) for name, value in test_metrics.items()},
+        **scores,
         # What a recipe's own `fit` measured on the validation split (its tuner objective).
         "validation": ({name: float(value) for name, value in returned.items()}
                        if isinstance(returned, dict) else None),
-        "baseline": baseline_or_none(splits),
         "epochs": settings["epochs"],
         # The model kept: the best validation epoch (1-based) by `monitor`; None when
         # there was no validation split (the last epoch's model).
@@ -290,21 +283,6 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
         if examples and examples > 0 else None,
         "num_examples": splits.spec.get("num_examples"),
     }
-    if splits.spec["task"] == "reconstruction" and splits.spec.get("excluded_classes"):
-        metrics["anomaly_roc_auc"] = anomaly_roc_auc(model, splits, recipe)
-    if splits.spec["task"] in CLASSIFICATION:
-        labels, predictions = predict_dataset(model, test_data)
-        labels = labels.argmax(axis=-1) if labels.ndim > 1 else labels
-        predicted = predictions.argmax(axis=-1)
-        metrics["per_class_recall"] = {
-            name: float(np.mean(predicted[labels == i] == i)) if np.any(labels == i) else None
-            for i, name in enumerate(splits.spec["class_names"])}
     runs.write_json(run_dir / "metrics.json", metrics)
-
-    history = pd.read_csv(run_dir / "history.csv")
-    plots.learning_curves(history, run_dir / "plots" / "learning_curves.png")
-    if (run_dir / "gradients.csv").exists():
-        plots.gradient_norms(pd.read_csv(run_dir / "gradients.csv"),
-                             run_dir / "plots" / "gradient_norms.png")
-    task_plots(model, splits.spec, test_data, run_dir / "plots", recipe)
+    run_plots.write_plots(run_dir, model, splits.spec, test_data, recipe)
     return metrics

@@ -93,7 +93,7 @@ def test_last_good_model_is_kept_when_the_loss_turns_nan(tmp_path):
              callbacks.AtomicBackupAndRestore(str(tmp_path / "backup")), Poison()]
     with pytest.raises(NonFiniteLoss, match="in epoch 3"):
         model.fit(x, y, epochs=5, callbacks=stops, verbose=0)
-    message = training._keep_last_good(model, tmp_path)
+    message = training.keep_last_good(model, tmp_path)
     assert "last completed epoch" in message
     kept = keras.saving.load_model(tmp_path / "model.keras")
     assert np.isfinite(kept.predict(x, verbose=0)).all()
