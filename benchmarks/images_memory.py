@@ -8,7 +8,7 @@ Side by side in one run:
   in turn in one process (pairs in alternating order, median of the paired ratios):
   kerasdl: `load_data` + the cnn recipe's pipeline, as `kerasdl train` builds them;
   Keras: `keras.utils.image_dataset_from_directory(..., subset="training")
-  .cache().prefetch()`. Both feed the same model (`kerasdl.training.build`, the cnn's
+  .cache().prefetch()`. Both feed the same model (`kerasdl.session.build`, the cnn's
   defaults), so the figure compares the input pipelines.
 
 The JPEGs (coloured shapes on noisy gradients, two classes) are generated once into
@@ -87,7 +87,7 @@ def throughput(folder, image_size, pairs, epochs, overrides):
     from kerasdl.data import load_data
     from kerasdl.registry import load_recipe
     from kerasdl.registry import recipe_info
-    from kerasdl.training import build
+    from kerasdl.session import build
 
     recipe = load_recipe("cnn")
     settings = kerasdl_settings.resolve(

@@ -8,7 +8,7 @@ per-pair ratios.
 
 - reference: `benchmarks/reference_cnn.py`'s way: NumPy arrays into `model.fit`, 5 epochs
   of the 1,078 training digits, batch 32;
-- kerasdl: the same model and batch size, built by `kerasdl.training.build` (kerasdl's
+- kerasdl: the same model and batch size, built by `kerasdl.session.build` (kerasdl's
   execution settings) and fed by the recipe's tf.data pipeline on kerasdl's digits
   split (1,077 training examples), 5 epochs in one `fit`, as `kerasdl train` runs it.
 
@@ -35,7 +35,7 @@ from kerasdl import settings as kerasdl_settings  # noqa: E402
 from kerasdl.data import load_data  # noqa: E402
 from kerasdl.registry import load_recipe  # noqa: E402
 from kerasdl.registry import recipe_info  # noqa: E402
-from kerasdl.training import build  # noqa: E402
+from kerasdl.session import build  # noqa: E402
 
 
 def main():

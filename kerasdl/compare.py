@@ -23,6 +23,7 @@ from kerasdl import registry
 from kerasdl import runs
 from kerasdl import settings as settings_module
 from kerasdl.errors import DataError
+from kerasdl.errors import NonFiniteLoss
 from kerasdl.errors import UsageError
 
 
@@ -230,7 +231,7 @@ def _compare(recipe_name, base_settings, variants, seeds, gradients, output, com
             start = time.perf_counter()
             try:
                 run_dir = training.train(recipe_name, run_settings, command=command)
-            except training.NonFiniteLoss as error:  # a diverging variant is a result too
+            except NonFiniteLoss as error:  # a diverging variant is a result too
                 print(f"[compare] {variant.label}, seed {seed}: {error}", file=sys.stderr)
                 per_seed.append({"diverged": True, "seconds": time.perf_counter() - start})
                 continue
@@ -280,9 +281,8 @@ def _train_scores(recipe_name, run_dir, run_settings):
     history.csv, so a regularised model's fit of its training data is not understated.
     The training split is loaded as the run loaded it (`train_examples` included).
     """
-    import contextlib
-
     from kerasdl.data import load_data
+    from kerasdl.scoring import evaluate_metrics
     from kerasdl.session import fixed_hp
 
     recipe = registry.load_recipe(recipe_name)
@@ -290,10 +290,7 @@ def _train_scores(recipe_name, run_dir, run_settings):
     splits = load_data(run_settings["data"], recipe.TASK, run_settings)
     batches = recipe.make_pipeline(splits.train, splits.spec, fixed_hp(config.get("hyperparameters")), training=False,
                                    batch_size=run_settings["batch_size"])
-    model = runs.load_model(run_dir / "model.keras")
-    with contextlib.redirect_stdout(sys.stderr):
-        scores = model.evaluate(batches, return_dict=True, verbose=0)
-    return {name: float(value) for name, value in scores.items()}
+    return evaluate_metrics(runs.load_model(run_dir / "model.keras"), batches)
 
 
 def _check_variants(recipe_name, base_settings, variants):

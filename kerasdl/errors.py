@@ -27,3 +27,7 @@ class RecipeError(UsageError):
 
 class RunError(KerasdlError):
     """A run directory or model file that cannot be used."""
+
+
+class NonFiniteLoss(KerasdlError):
+    """The training loss became NaN or infinite."""

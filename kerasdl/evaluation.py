@@ -19,6 +19,7 @@ from kerasdl.errors import RunError
 from kerasdl.errors import UsageError
 from kerasdl.registry import hook_of
 from kerasdl.registry import load_recipe
+from kerasdl.scoring import evaluate_metrics
 from kerasdl.session import fixed_hp
 
 SPLITS = ("train", "validation", "test", "all")
@@ -121,15 +122,13 @@ def evaluate(path, data=None, target=None, data_dir=None, split=None, batch_size
     dataset, batches, split = evaluation_batches(
         model, config, recipe, data=data, target=target, data_dir=data_dir, split=split,
         batch_size=batch_size, skip_bad_files=skip_bad_files, sep=sep)
-    with contextlib.redirect_stdout(sys.stderr):
-        metrics = model.evaluate(batches, return_dict=True, verbose=0)
+    metrics = evaluate_metrics(model, batches)
     # Known without reading the data again (a streamed CSV file knows its counts; an image
     # folder would be decoded twice), except after a filter (`classes`, `exclude_classes`).
     examples = int(dataset.cardinality())
     if examples < 0:
         examples = sum(1 for _ in dataset)
-    return {**{name: float(value) for name, value in metrics.items()},
-            "examples": examples, "split": split}
+    return {**metrics, "examples": examples, "split": split}
 
 
 def predict(path, input_path, batch_size=32, unsafe=False, skip_bad_files=False,

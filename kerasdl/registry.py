@@ -27,6 +27,8 @@ HP_METHODS = ("Int", "Float", "Choice", "Boolean", "Fixed")
 # The TASK vocabulary: what each task's data yields (recipes/README.md, "TASK").
 TASKS = ("classification", "image_classification", "sequence_classification", "regression",
          "forecasting", "reconstruction", "generation")
+# The tasks whose models classify (class names, confusion matrices, per-class recall).
+CLASSIFICATION = ("image_classification", "classification", "sequence_classification")
 # Optional functions a recipe declares by defining them (recipes/README.md, "Hooks"),
 # each with the arguments the library passes to it.
 HOOKS = {

@@ -4,11 +4,13 @@ and a built model.
 train, tune, bench, compare and check start here: `load_splits` (seeded data with the
 recipe's spec), `search_space` / `pinned_space` (the recipe's whole search space, then
 the `--set` values pinned in it), `build` (the model, under a strategy, with the
-execution settings), `pipelines`, and `fixed_hp` (a run's recorded hyperparameters).
+execution settings), `pipelines`, `balance` (a training split's class imbalance
+countered) and `fixed_hp` (a run's recorded hyperparameters).
 """
 
 import keras
 import keras_tuner
+import numpy as np
 import tensorflow as tf
 
 from kerasdl import devices
@@ -16,7 +18,9 @@ from kerasdl import hparams
 from kerasdl import pretrained
 from kerasdl import registry
 from kerasdl.data import load_data
+from kerasdl.errors import KerasdlError
 from kerasdl.errors import UsageError
+from kerasdl.registry import CLASSIFICATION
 from kerasdl.settings import DEFAULT_STEPS_PER_EXECUTION
 from kerasdl.settings import check_fits
 
@@ -148,3 +152,29 @@ def pipelines(recipe, splits, hp, batch_size):
         recipe.make_pipeline(splits.validation, splits.spec, hp, training=False, batch_size=batch_size),
         recipe.make_pipeline(splits.test, splits.spec, hp, training=False, batch_size=batch_size),
     )
+
+
+def balance(splits, how, seed):
+    """Counters class imbalance in the training split: `class_weight` or `oversample`.
+
+    Returns:
+        The `class_weight` dict for `fit` (or None); with `oversample`, `splits.train`
+        is replaced by one where every class is drawn as often as the largest.
+    """
+    if how in (None, "none"):
+        return None
+    if splits.spec.get("task") not in CLASSIFICATION:
+        raise KerasdlError(f"`balance` needs a classification recipe; this one is "
+                           f"{splits.spec.get('task')}.")
+    labels = np.concatenate([np.asarray(y) for _, y in splits.train.batch(4096)])
+    counts = np.bincount(labels, minlength=splits.spec["num_classes"])
+    if how == "class_weight":
+        return {i: float(len(labels) / (len(counts) * count)) if count else 0.0
+                for i, count in enumerate(counts)}
+    rng = np.random.default_rng(seed)
+    indices = np.concatenate([rng.choice(np.flatnonzero(labels == label), counts.max())
+                              for label in np.flatnonzero(counts)])
+    rng.shuffle(indices)
+    features = np.concatenate([np.asarray(x) for x, _ in splits.train.batch(4096)])
+    splits.train = tf.data.Dataset.from_tensor_slices((features[indices], labels[indices]))
+    return None

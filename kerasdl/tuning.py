@@ -992,7 +992,7 @@ def retrain_best(directory, settings):
     Raises:
         NonFiniteLoss: when every completed trial's configuration diverges.
     """
-    from kerasdl.training import NonFiniteLoss
+    from kerasdl.errors import NonFiniteLoss
     from kerasdl.training import train
 
     directory = Path(directory)

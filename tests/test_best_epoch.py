@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kerasdl.training import KeepBest
-from kerasdl.training import monitored
+from kerasdl.callbacks import KeepBest
+from kerasdl.callbacks import monitored
 from kerasdl.registry import load_recipe
 
 # A learning rate high enough that validation accuracy jumps about between epochs.

@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 
 from conftest import assert_one_line_error
+from kerasdl import callbacks
 from kerasdl import training
+from kerasdl.errors import NonFiniteLoss
 
 
 def _status(cli, root):
@@ -87,11 +89,11 @@ def test_last_good_model_is_kept_when_the_loss_turns_nan(tmp_path):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse")
     x, y = np.ones((32, 3), "float32"), np.ones((32, 1), "float32")
-    callbacks = [training.StopOnNaN(),
-                 training.AtomicBackupAndRestore(str(tmp_path / "backup")), Poison()]
-    with pytest.raises(training.NonFiniteLoss, match="in epoch 3"):
-        model.fit(x, y, epochs=5, callbacks=callbacks, verbose=0)
-    message = training._keep_last_good(model, tmp_path)
+    stops = [callbacks.StopOnNaN(),
+             callbacks.AtomicBackupAndRestore(str(tmp_path / "backup")), Poison()]
+    with pytest.raises(NonFiniteLoss, match="in epoch 3"):
+        model.fit(x, y, epochs=5, callbacks=stops, verbose=0)
+    message = training.keep_last_good(model, tmp_path)
     assert "last completed epoch" in message
     kept = keras.saving.load_model(tmp_path / "model.keras")
     assert np.isfinite(kept.predict(x, verbose=0)).all()

@@ -112,6 +112,7 @@ def test_a_best_configuration_that_diverges_when_retrained_gives_way_to_the_next
     retrained (a note says so), and a re-run of the search does not try the first again."""
     from kerasdl import training
     from kerasdl import tuning
+    from kerasdl.errors import NonFiniteLoss
 
     out = tmp_path / "search"
     stable = ("--set", "learning_rate=0.01", "--set", "optimizer=adam")
@@ -128,7 +129,7 @@ def test_a_best_configuration_that_diverges_when_retrained_gives_way_to_the_next
         tried.append(dict(settings["set"]))
         if settings["set"] == first["hyperparameters"]:
             # What training raises when the loss turns NaN (the real check is StopOnNaN's).
-            raise training.NonFiniteLoss("The loss became nan in epoch 1 (batch 1); stopped")
+            raise NonFiniteLoss("The loss became nan in epoch 1 (batch 1); stopped")
         return real_train(recipe, settings, **kwargs)
 
     monkeypatch.setattr(training, "train", train_where_the_first_diverges)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from kerasdl import registry
-from kerasdl.training import KeepBest
-from kerasdl.training import NonFiniteLoss
-from kerasdl.training import StopOnNaN
-from kerasdl.training import monitored
+from kerasdl.callbacks import KeepBest
+from kerasdl.callbacks import StopOnNaN
+from kerasdl.callbacks import monitored
+from kerasdl.errors import NonFiniteLoss
 
 
 @pytest.mark.parametrize("name", registry.list_recipes())
