@@ -2,6 +2,7 @@
 
 import socket
 
+from kerasdl.data import shards
 from kerasdl.data.splits import Splits
 from kerasdl.errors import DataError
 
@@ -40,7 +41,6 @@ def load_tfds(name, settings):
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-
     data_dir = settings.get("data_dir")
     try:
         builder = tfds.builder(name, data_dir=data_dir)
@@ -78,11 +78,24 @@ def load_tfds(name, settings):
         image = tf.image.resize(tf.cast(image, tf.float32), (height, width))
         return tf.ensure_shape(image, (height, width, channels)), tf.cast(label, tf.int32)
 
+    names = _split_names(list(info.splits))
     datasets = [
         builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
         .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-        for split in _split_names(list(info.splits))
+        for split in names
     ]
+
+    def share(worker, workers):
+        # TFDS reads only the records of this worker's part of the training split.
+        parts = tfds.even_splits(names[0], n=workers)
+        sizes = [info.splits[part].num_examples for part in parts]
+        shards.share_size(sum(sizes), workers)  # refuses fewer examples than workers
+        shards.note("examples", sum(sizes), workers, worker)
+        own = builder.as_dataset(split=parts[worker], as_supervised=True, shuffle_files=False)
+        # The first parts hold one example more: the others read their first again.
+        own = own.concatenate(own.take(max(sizes) - sizes[worker]))
+        return own.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).apply(
+            tf.data.experimental.assert_cardinality(max(sizes)))
     spec = {
         "task": "image_classification",
         "source": f"tfds:{name}",
@@ -90,4 +103,4 @@ def load_tfds(name, settings):
         "num_classes": label_feature.num_classes,
         "class_names": list(label_feature.names),
     }
-    return Splits(*datasets, spec=spec)
+    return Splits(*datasets, spec=spec, shard=(datasets[0], share))
