@@ -29,6 +29,28 @@ def _split_names(splits):
     return f"{first}[:70%]", f"{first}[70%:85%]", f"{first}[85%:]"
 
 
+def worker_split(split, split_infos, index, workers):
+    """Worker `index`'s contiguous slice of the TFDS split `split` (`shards.shard_range`).
+
+    Args:
+        split: a split string of `_split_names` (`"train"`, `"train[:85%]"`).
+        split_infos: the data set's `info.splits` (each split's `num_examples`).
+
+    Returns:
+        `(split string, examples, repeat)`: an absolute slice such as `"train[0:25500]"`,
+        the examples in it, and how many of its first to read again at the end.
+    """
+    import tensorflow_datasets as tfds
+
+    (part,) = tfds.core.ReadInstruction.from_spec(split).to_absolute(split_infos)
+    length = split_infos[part.splitname].num_examples
+    begin = part.from_ or 0
+    end = length if part.to is None else part.to
+    begin, end = (value + length if value < 0 else value for value in (begin, end))
+    start, stop, repeat = shards.shard_range(end - begin, index, workers)
+    return f"{part.splitname}[{begin + start}:{begin + stop}]", stop - start, repeat
+
+
 def load_tfds(name, settings):
     """Loads the TFDS image classification data set `name` and splits it.
 
@@ -86,16 +108,14 @@ def load_tfds(name, settings):
     ]
 
     def share(worker, workers):
-        # TFDS reads only the records of this worker's part of the training split.
-        parts = tfds.even_splits(names[0], n=workers)
-        sizes = [info.splits[part].num_examples for part in parts]
-        shards.share_size(sum(sizes), workers)  # refuses fewer examples than workers
-        shards.note("examples", sum(sizes), workers, worker)
-        own = builder.as_dataset(split=parts[worker], as_supervised=True, shuffle_files=False)
-        # The first parts hold one example more: the others read their first again.
-        own = own.concatenate(own.take(max(sizes) - sizes[worker]))
+        # TFDS reads only the records of this worker's slice of the training split.
+        split, size, repeat = worker_split(names[0], info.splits, worker, workers)
+        shards.note("examples", worker_split(names[0], info.splits, 0, 1)[1], workers, worker)
+        own = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+        own = own.concatenate(own.take(repeat))  # equal shares: see `shards.shard_range`
         return own.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).apply(
-            tf.data.experimental.assert_cardinality(max(sizes)))
+            tf.data.experimental.assert_cardinality(size + repeat))
+
     spec = {
         "task": "image_classification",
         "source": f"tfds:{name}",
