@@ -7,7 +7,7 @@ examples from files gives each worker its own share *before* anything is read or
   (`shard_positions`: the split is in class order, so every worker gets every class);
 - a streamed CSV file: a contiguous range of the training rows (`shard_range`); the
   worker skips the rows before it without parsing them and stops after its last;
-- TFDS: `tfds.even_splits` of the training split, one part per worker.
+- TFDS: an absolute slice of the training split (`train[a:b]`), as `shard_range` says.
 
 Every worker must run the same number of steps per epoch, so the shares are made equal:
 when N does not divide the number of training examples, the workers with one example
