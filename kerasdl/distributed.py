@@ -3,9 +3,11 @@
 Keras 3's `model.fit` fails under `tf.distribute.MultiWorkerMirroredStrategy`
 (keras-team/keras#20585: its per-replica reduction of the step's logs), so the
 multi-worker path runs its own loop on tf.distribute: the dataset is distributed with
-`strategy.experimental_distribute_dataset`, each step is `strategy.run` of the model's
-own `train_step` (its loss, loss scaling, optimizer and metrics, so the result is the
-`fit` of one machine), and the epoch's logs are read in cross-replica context, where
+`strategy.experimental_distribute_dataset` (data in memory: every worker keeps every Nth
+batch) or, for data read from files, each worker reads only its own share of the files
+(`strategy.distribute_datasets_from_function`, `share_pipeline`); each step is
+`strategy.run` of the model's own `train_step` (its loss, loss scaling, optimizer and
+metrics, so the result is the `fit` of one machine), and the epoch's logs are read in cross-replica context, where
 the metrics' variables are summed over every replica of every worker. The callbacks
 are Keras's own (backups, history, TensorBoard, early stopping, progress).
 """
