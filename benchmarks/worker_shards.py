@@ -43,7 +43,8 @@ def measure(args, record):
     result = subprocess.run([sys.executable, "-m", "kerasdl", "train", *args, "--epochs", "1",
                              "--workers", "2"], env=env, capture_output=True, text=True)
     if result.returncode:
-        sys.exit(f"Error: {' '.join(args)} failed: {result.stderr.strip().splitlines()[-1]}")
+        print(result.stderr[-4000:], file=sys.stderr)
+        sys.exit(f"Error: {' '.join(args)} failed (its stderr above).")
     run = Path(result.stdout.strip())
     train = json.loads((run / "config.json").read_text())["spec"]["num_examples"]["train"]
     shares = [(record / f"worker{index}.txt").read_text().split() for index in (0, 1)]
