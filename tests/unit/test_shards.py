@@ -109,3 +109,14 @@ def test_blank_lines_are_found_and_the_range_reader_stays_right_with_them(tmp_pa
     assert part == whole[5:20]
     path.write_bytes(path.read_bytes() + b"\n \n")  # at the end: no row after them
     assert streaming.blank_lines(path, block=5) == blank
+
+
+def test_a_training_split_changed_after_loading_has_no_worker_shares():
+    from kerasdl.data.splits import Splits
+
+    train = object()
+    splits = Splits(train, None, None, {}, shard=(train, lambda index, workers: (index, workers)))
+    assert splits.shardable and splits.worker_share(1, 2) == (1, 2)
+    splits.train = object()  # filtered by class, limited, resampled
+    assert not splits.shardable and splits.worker_share(1, 2) is None
+    assert Splits(train, None, None, {}).worker_share(0, 2) is None  # data in memory
