@@ -7,9 +7,10 @@ multi-worker path runs its own loop on tf.distribute: the dataset is distributed
 batch) or, for data read from files, each worker reads only its own share of the files
 (`strategy.distribute_datasets_from_function`, `share_pipeline`); each step is
 `strategy.run` of the model's own `train_step` (its loss, loss scaling, optimizer and
-metrics, so the result is the `fit` of one machine), and the epoch's logs are read in cross-replica context, where
-the metrics' variables are summed over every replica of every worker. The callbacks
-are Keras's own (backups, history, TensorBoard, early stopping, progress).
+metrics, so the result is the `fit` of one machine), and the epoch's logs are read in
+cross-replica context, where the metrics' variables are summed over every replica of
+every worker. The callbacks are Keras's own (backups, history, TensorBoard, early
+stopping, progress).
 """
 
 import contextlib
