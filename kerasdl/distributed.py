@@ -3,11 +3,14 @@
 Keras 3's `model.fit` fails under `tf.distribute.MultiWorkerMirroredStrategy`
 (keras-team/keras#20585: its per-replica reduction of the step's logs), so the
 multi-worker path runs its own loop on tf.distribute: the dataset is distributed with
-`strategy.experimental_distribute_dataset`, each step is `strategy.run` of the model's
-own `train_step` (its loss, loss scaling, optimizer and metrics, so the result is the
-`fit` of one machine), and the epoch's logs are read in cross-replica context, where
-the metrics' variables are summed over every replica of every worker. The callbacks
-are Keras's own (backups, history, TensorBoard, early stopping, progress).
+`strategy.experimental_distribute_dataset` (data in memory: every worker keeps every Nth
+batch) or, for data read from files, each worker reads only its own share of the files
+(`strategy.distribute_datasets_from_function`, `share_pipeline`); each step is
+`strategy.run` of the model's own `train_step` (its loss, loss scaling, optimizer and
+metrics, so the result is the `fit` of one machine), and the epoch's logs are read in
+cross-replica context, where the metrics' variables are summed over every replica of
+every worker. The callbacks are Keras's own (backups, history, TensorBoard, early
+stopping, progress).
 """
 
 import contextlib
@@ -263,12 +266,54 @@ def _with_class_weight(dataset, class_weight):
     return dataset.map(add_weights)
 
 
+def share_pipeline(recipe, splits, hp, batch_size):
+    """The recipe's training pipeline over this worker's own share of the training split.
+
+    For `fit`'s `train_share`: a function of a `tf.distribute.InputContext` that returns
+    the batches of worker `input_pipeline_id` of `num_input_pipelines`, batched per
+    replica (`batch_size` is the global batch: its share per replica, rounded up when
+    the replicas do not divide it). None when the data has no shares (data in memory,
+    or a training split changed after loading: `Splits.worker_share`).
+    """
+    if not splits.shardable:
+        return None
+
+    def share(context):
+        replicas = context.num_replicas_in_sync
+        per_replica = -(-int(batch_size) // replicas)
+        data = splits.worker_share(context.input_pipeline_id, context.num_input_pipelines)
+        return recipe.make_pipeline(data, splits.spec, hp, training=True,
+                                    batch_size=per_replica)
+
+    return share
+
+
+def _sharding(policy):
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = getattr(
+        tf.data.experimental.AutoShardPolicy, policy)
+    return options
+
+
 def fit(model, train_data, validation_data=None, epochs=1, callbacks=(), verbose=2,
-        class_weight=None, initial_epoch=0):
+        class_weight=None, initial_epoch=0, train_share=None):
     """`model.fit` for a model built under a MultiWorkerMirroredStrategy.
 
     The batches of `train_data` are global batches, split over the replicas of every
     worker; every worker runs this with the same arguments, in lockstep.
+
+    Args:
+        train_share: a function of a `tf.distribute.InputContext` that returns this
+            worker's own training batches, per replica (`share_pipeline`): each worker
+            then reads only its share of the files
+            (`strategy.distribute_datasets_from_function`, tf.data's auto-sharding
+            off), and `train_data` is not read. None: every worker reads all of
+            `train_data` and keeps every Nth batch (tf.data's DATA auto-sharding: data
+            in memory). Validation batches are always auto-sharded that way: every
+            worker reads them and the metrics, summed over the workers, count each
+            example once.
 
     Returns:
         The `keras.callbacks.History` of the run.
@@ -277,12 +322,23 @@ def fit(model, train_data, validation_data=None, epochs=1, callbacks=(), verbose
     import tensorflow as tf
 
     strategy = model.distribute_strategy
-    options = tf.data.Options()
-    # The embedded datasets live in memory on every worker: each keeps every Nth batch.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    if class_weight:
-        train_data = _with_class_weight(train_data, class_weight)
-    train = strategy.experimental_distribute_dataset(train_data.with_options(options))
+    options = _sharding("DATA")
+    steps = None
+    if train_share is not None:
+        def dataset_fn(context):
+            nonlocal steps
+            dataset = train_share(context)
+            if class_weight:
+                dataset = _with_class_weight(dataset, class_weight)
+            steps = int(dataset.cardinality())
+            return dataset.with_options(_sharding("OFF"))  # a share is sharded already
+
+        train = strategy.distribute_datasets_from_function(dataset_fn)
+    else:
+        if class_weight:
+            train_data = _with_class_weight(train_data, class_weight)
+        train = strategy.experimental_distribute_dataset(train_data.with_options(options))
+        steps = int(train_data.cardinality())
     validation = (strategy.experimental_distribute_dataset(validation_data.with_options(options))
                   if validation_data is not None else None)
 
@@ -299,10 +355,9 @@ def fit(model, train_data, validation_data=None, epochs=1, callbacks=(), verbose
         # Cross-replica context: each metric's variables summed over all replicas.
         return model.get_metrics_result()
 
-    steps = int(train_data.cardinality())
     callbacks = keras.callbacks.CallbackList(
         list(callbacks), add_history=True, add_progbar=verbose != 0, model=model,
-        verbose=verbose, epochs=epochs, steps=steps if steps > 0 else None)
+        verbose=verbose, epochs=epochs, steps=steps if steps and steps > 0 else None)
     model.stop_training = False
     model.make_train_function()  # what callbacks (TensorBoard) expect of a fitting model
     callbacks.on_train_begin()

@@ -235,9 +235,12 @@ def _fit_and_record(recipe, model, hp, splits, data, settings, run_dir, resumed=
                            epochs=settings["epochs"], callbacks=callbacks, verbose=verbose,
                            initial_epoch=backup_epoch(run_dir) if resumed else 0)
         elif distributed.is_multiworker(model.distribute_strategy):
+            # Data read from files: each worker reads only its own share of them.
+            share = (None if settings.get("merge_validation") else
+                     distributed.share_pipeline(recipe, splits, hp, settings["batch_size"]))
             distributed.fit(model, train_data, validation_data=validation_data,
                             epochs=settings["epochs"], callbacks=callbacks, verbose=verbose,
-                            class_weight=class_weight)
+                            class_weight=class_weight, train_share=share)
             # Evaluated, saved and plotted on one device, like a model of one machine.
             model = distributed.single_device_copy(model)
         else:

@@ -128,3 +128,61 @@ def test_tfds_download_without_network_says_what_to_do(cli, tmp_path):
     assert "tfds build mnist --data_dir DIR" in result.stderr
     assert "--data-dir DIR" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("split, length", [("train", 1001), ("train[:85%]", 60000),
+                                           ("train[70%:85%]", 1001)])
+def test_tfds_worker_slices_are_contiguous_equal_and_cover_the_split(split, length):
+    """Each multi-worker training worker reads its own absolute slice of the TFDS split."""
+    import re
+    import types
+
+    infos = {"train": types.SimpleNamespace(num_examples=length)}
+    (whole,) = tfds.core.ReadInstruction.from_spec(split).to_absolute(infos)
+    begin, end = whole.from_ or 0, length if whole.to is None else whole.to
+    for workers in (1, 2, 3):
+        slices = [tfds_source.worker_split(split, infos, index, workers)
+                  for index in range(workers)]
+        bounds = [tuple(map(int, re.fullmatch(r"train\[(\d+):(\d+)\]", text).groups()))
+                  for text, _, _ in slices]
+        assert bounds[0][0] == begin and bounds[-1][1] == end
+        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+        sizes = {stop - start + repeat for (start, stop), (_, count, repeat)
+                 in zip(bounds, slices) if stop - start == count}
+        assert sizes == {-(-(end - begin) // workers)}
+
+
+class TinyImages(tfds.core.GeneratorBasedBuilder):
+    """A TFDS data set built here, offline: 8x8 images whose pixels hold their number."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self, supervised_keys=("image", "label"),
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(8, 8, 3)),
+                "label": tfds.features.ClassLabel(names=["even", "odd"])}))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(0, 41),
+                "test": self._generate_examples(100, 110)}
+
+    def _generate_examples(self, first, stop):
+        for number in range(first, stop):
+            yield number, {"image": np.full((8, 8, 3), number, np.uint8), "label": number % 2}
+
+
+def test_tfds_workers_read_disjoint_equal_slices_of_the_training_split(tmp_path):
+    from kerasdl.data import load_data
+
+    TinyImages(data_dir=str(tmp_path)).download_and_prepare()  # `tfds build`, offline
+    splits = load_data("tfds:tiny_images", "image_classification", {"data_dir": str(tmp_path)})
+    train = sorted(int(image[0, 0, 0]) for image, _ in splits.train.as_numpy_iterator())
+    assert len(train) == 35 and splits.shardable  # train[:85%] of 41
+    shares = [[int(image[0, 0, 0]) for image, _ in splits.worker_share(index, 2)
+               .as_numpy_iterator()] for index in range(2)]
+    assert [len(share) for share in shares] == [18, 18]
+    assert not set(shares[0]) & set(shares[1])
+    assert sorted(set(shares[0]) | set(shares[1])) == train
+    assert shares[1][-1] == shares[1][0]  # the shorter share reads its first again

@@ -229,17 +229,34 @@ def cache_choice(count, image_size, channels, memory, disk_free):
     return "none"
 
 
-def image_dataset(paths, labels, image_size, channels, cache_file=None):
+def _recorded(path, record):
+    """`path` unchanged, appended to the file `record` as the pipeline reads it."""
+    import tensorflow as tf
+
+    def write(value):
+        with open(record, "a") as handle:
+            handle.write(value.numpy().decode() + "\n")
+        return value
+
+    return tf.ensure_shape(tf.py_function(write, [path], tf.string), [])
+
+
+def image_dataset(paths, labels, image_size, channels, cache_file=None, record=None):
     """Returns an unbatched dataset of `(image, label)` decoded in parallel.
 
     Args:
         cache_file: a tf.data file cache prefix: the resized uint8 images are written
             there on the first pass and read back on the next ones.
+        record: a file to which each path is appended as it is read (a worker's
+            share, `kerasdl.data.shards.RECORD_ENV`), or None.
     """
     import tensorflow as tf
 
     image_size = tuple(int(side) for side in image_size)
     dataset = tf.data.Dataset.from_tensor_slices((list(paths), labels))
+    if record is not None:
+        dataset = dataset.map(lambda path, label: (_recorded(path, str(record)), label),
+                              num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.map(
         lambda path, label: (decode_image(path, image_size, channels), label),
         num_parallel_calls=tf.data.AUTOTUNE,

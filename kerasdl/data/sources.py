@@ -12,6 +12,7 @@ from kerasdl import diskspace
 from kerasdl import settings as run_settings
 from kerasdl.data import images as image_files
 from kerasdl.data import series
+from kerasdl.data import shards
 from kerasdl.data import tabular
 from kerasdl.data.splits import Splits
 from kerasdl.data.splits import relabel
@@ -265,7 +266,8 @@ def _streamed_csv(path, target, source, task, settings, spec=None):
     datasets = streaming.datasets(path, scanned, settings)
     # The recipes' pipelines keep nothing in memory (`spec["cache"]`).
     return Splits(*datasets, spec=scanned if spec is None else {**spec, "cache": "none"},
-                  baseline=baseline)
+                  baseline=baseline, shard=(datasets[0], lambda worker, workers: (
+                      streaming.train_share(path, scanned, settings, worker, workers))))
 
 
 def _matching(splits, spec):
@@ -474,6 +476,16 @@ def _image_folder(path, settings):
         paths[index], labels[index], image_size, channels,
         cache_file=None if folder is None else folder / name)
         for name, index in zip(("train", "validation", "test"), parts)]
+    train_paths, train_labels = paths[parts[0]], labels[parts[0]]
+
+    def share(worker, workers):
+        # Every `workers`-th file of the training split: only these are decoded here.
+        keep = shards.shard_positions(len(train_paths), worker, workers)
+        shards.note("image files", len(train_paths), workers, worker)
+        return image_files.image_dataset(
+            train_paths[keep], train_labels[keep], image_size, channels,
+            cache_file=None if folder is None else folder / f"train-{worker}-of-{workers}",
+            record=shards.record_path(worker))
     spec = {
         "task": "image_classification",
         "source": str(path),
@@ -487,7 +499,7 @@ def _image_folder(path, settings):
     if cache != "memory":  # the recipes' shuffle buffers of float32 images, bounded too
         spec["shuffle_buffer"] = image_files.shuffle_buffer(
             image_size, channels, settings.get("batch_size") or 32)
-    return Splits(*datasets, spec=spec)
+    return Splits(*datasets, spec=spec, shard=(datasets[0], share))
 
 
 def image_cache(count, image_size, channels, memory):

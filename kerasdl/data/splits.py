@@ -21,7 +21,10 @@ class Splits:
     target statistics...): recipes build their model from it. `arrays` holds the
     NumPy arrays of tabular data (`{"train": (x, y), ...}`), else None. `baseline`
     holds the classic model's test scores when the source computed them itself (a
-    streamed CSV file, never held in memory).
+    streamed CSV file, never held in memory). `shard` is `(train, share)` for a source
+    that reads its training examples from files: `share(index, workers)` returns the
+    unbatched training examples worker `index` of `workers` reads, and only those
+    (`kerasdl.data.shards`); see `worker_share`.
     """
 
     train: object
@@ -30,6 +33,24 @@ class Splits:
     spec: dict
     arrays: dict = None
     baseline: dict = None
+    shard: tuple = None
+
+    @property
+    def shardable(self):
+        """Whether each worker can read its own share of `train` (`worker_share`)."""
+        return self.shard is not None and self.shard[0] is self.train
+
+    def worker_share(self, index, workers):
+        """Worker `index`'s share of the training split, or None when it has none.
+
+        None for data held in memory (the embedded sets: every worker has it all and
+        keeps every Nth batch), and when `train` is no longer the split the source
+        made (filtered by class, limited, resampled): a share would then hold other
+        examples than the split.
+        """
+        if not self.shardable:
+            return None
+        return self.shard[1](int(index), int(workers))
 
 
 def split_indices(count, labels, settings):

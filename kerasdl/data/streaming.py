@@ -15,6 +15,7 @@ Memory is then bounded by the chunk size, not the file size.
 """
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -118,16 +119,55 @@ class _Moments:
         return self.m2 / max(self.count, 1)
 
 
-def _reader(path, reading, types, target, task, chunk_rows):
-    """A chunked pandas reader of the used columns, categories and classes read as text."""
+def _reader(path, reading, types, target, task, chunk_rows, rows=None):
+    """A chunked pandas reader of the used columns, categories and classes read as text.
+
+    `rows` `(start, stop)` reads only the data rows `start` to `stop - 1` (0 is the row
+    after the header): the rows before are skipped without being parsed, unless the
+    file has blank lines (`(start, stop, False)`, see `blank_lines`): those are parsed
+    and left. The chunks' index is the row number in the file either way.
+    """
     text = [name for name, kind in types.items() if kind == "category"]
     if task == "classification":
         text.append(target)
     used = [*types, target]
     if reading.get("time_column"):
         used.append(reading["time_column"])
-    return tabular.read_csv(path, sep=reading.get("sep") or ",", categorical=text,
-                            usecols=used, chunksize=chunk_rows)
+    sep = reading.get("sep") or ","
+    if rows is None:
+        return tabular.read_csv(path, sep=sep, categorical=text, usecols=used,
+                                chunksize=chunk_rows)
+    start, stop, *skip = rows
+    if skip and not skip[0]:
+        chunks = tabular.read_csv(path, sep=sep, categorical=text, usecols=used,
+                                  chunksize=chunk_rows, nrows=stop)
+        return (chunk[chunk.index >= start] for chunk in chunks)
+    names = [str(name) for name in pd.read_csv(path, sep=sep, nrows=0).columns]
+    chunks = tabular.read_csv(path, sep=sep, categorical=text, usecols=used,
+                              chunksize=chunk_rows, skiprows=start + 1, header=None,
+                              names=names, nrows=stop - start)
+    return (chunk.set_axis(chunk.index + start, axis=0) for chunk in chunks)
+
+
+_BLANK = re.compile(rb"\n[ \t\r]*\n[ \t\r]*\S")
+
+
+def blank_lines(path, block=16 * 2 ** 20):
+    """Whether the file has a blank line before a later row (or looks as if it might).
+
+    pandas leaves blank lines out of its row numbers but counts them when it skips
+    lines, so a file with them is read from its start (`_reader`). A blank line in a
+    quoted value counts too: the file is then read the slower, always-right way.
+    """
+    tail = b"\n"  # a blank first line too
+    with open(path, "rb") as handle:
+        while True:
+            data = handle.read(block)
+            if not data:
+                return False
+            if _BLANK.search(tail + data):
+                return True
+            tail = (tail + data)[-4096:]  # a blank line may span two blocks
 
 
 def _check_chunk(chunk, types, target, task, source):
@@ -439,17 +479,24 @@ def score_baseline(path, spec, weights, settings, chunk_rows=None):
     return {"model": "linear_least_squares", "accuracy": correct / count}
 
 
-def _batches(path, spec, settings, index):
-    """Yields the `(features, labels)` arrays of split `index`, chunk by chunk of the file."""
+def _batches(path, spec, settings, index, rows=None, record=None):
+    """Yields the `(features, labels)` arrays of split `index`, chunk by chunk of the file.
+
+    `rows` `(start, stop)`: only the file's data rows `start` to `stop - 1` are read.
+    `record`: a file to which the row number of each example is appended.
+    """
     task, target = spec["task"], spec["target"]
     types = spec["columns"]
     classes = {name: i for i, name in enumerate(spec.get("class_names") or [])}
     options = {**(spec.get("csv") or {}), "drop": [], "ids": []}
-    for chunk in _reader(path, spec.get("csv") or {}, types, target, task, CHUNK_ROWS):
+    for chunk in _reader(path, spec.get("csv") or {}, types, target, task, CHUNK_ROWS, rows):
         chunk, _ = tabular.prepare_frame(chunk, options, target, "", learn=False)
         chunk = chunk[split_names(chunk.index.to_numpy(), settings) == index]
         if len(chunk) == 0:
             continue
+        if record is not None:
+            with open(record, "a") as handle:
+                handle.writelines(f"{row}\n" for row in chunk.index)
         _check_chunk(chunk, types, target, task, str(path))  # the file may have changed
         features = _encode(chunk, types, spec["categories"])[spec["feature_names"]]
         features = features.to_numpy(np.float32)
@@ -487,3 +534,65 @@ def datasets(path, spec, settings):
             spec["num_examples"][SPLITS[index]]))
 
     return [split(index) for index in range(3)]
+
+
+def _train_rows(total, settings, start, stop, block=1_000_000):
+    """The file rows `(first, end)` that hold the training rows `start` to `stop - 1`.
+
+    Training rows are counted in file order; a row's split is a hash of its number, so
+    this needs no reading, only the hash of every row number up to `end` (in blocks).
+    """
+    seen, first = 0, None
+    for offset in range(0, int(total), block):
+        rows = np.arange(offset, min(offset + block, int(total)), dtype=np.int64)
+        train = rows[split_names(rows, settings) == 0]
+        if first is None and seen + len(train) > start:
+            first = int(train[start - seen])
+        if seen + len(train) >= stop:
+            return first, int(train[stop - 1 - seen]) + 1
+        seen += len(train)
+    raise DataError(f"The file holds {seen} training rows, fewer than the {stop} of its scan.")
+
+
+def train_share(path, spec, settings, index, workers):
+    """Worker `index`'s share of the training rows: an unbatched dataset like `datasets`'.
+
+    A contiguous range of the training rows (`kerasdl.data.shards.shard_range`): the
+    worker skips the file's rows before it unparsed and stops reading after its last.
+    A worker with one row fewer than the others reads its first row again at the end
+    of each epoch, so every worker runs as many steps.
+    """
+    import tensorflow as tf
+
+    from kerasdl.data import shards
+
+    counts = spec["num_examples"]
+    start, stop, repeat = shards.shard_range(counts["train"], index, workers)
+    size = stop - start + repeat
+    first, end = _train_rows(sum(counts.values()), settings, start, stop)
+    rows = (first, end, not blank_lines(path))
+    shards.note("rows", counts["train"], workers, index)
+    record = shards.record_path(index)
+    width = len(spec["feature_names"])
+    label = (tf.TensorSpec([None], tf.float32) if spec["task"] == "regression"
+             else tf.TensorSpec([None], tf.int32))
+    signature = (tf.TensorSpec([None, width], tf.float32), label)
+
+    def batches():
+        read = 0
+        for features, labels in _batches(path, spec, settings, 0, rows, record):
+            if read == 0 and repeat:
+                again = (features[:repeat], labels[:repeat])
+            read += len(labels)
+            yield features, labels
+        if read != stop - start:
+            raise DataError(f"{str(path)!r} changed since it was read: rows {first} to "
+                            f"{end - 1} hold {read} training rows, not {stop - start}.")
+        if repeat:
+            if record is not None:
+                with open(record, "a") as handle:
+                    handle.write(f"{first}\n")
+            yield again
+
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    return dataset.unbatch().apply(tf.data.experimental.assert_cardinality(size))

@@ -2,6 +2,7 @@
 
 import socket
 
+from kerasdl.data import shards
 from kerasdl.data.splits import Splits
 from kerasdl.errors import DataError
 
@@ -28,6 +29,28 @@ def _split_names(splits):
     return f"{first}[:70%]", f"{first}[70%:85%]", f"{first}[85%:]"
 
 
+def worker_split(split, split_infos, index, workers):
+    """Worker `index`'s contiguous slice of the TFDS split `split` (`shards.shard_range`).
+
+    Args:
+        split: a split string of `_split_names` (`"train"`, `"train[:85%]"`).
+        split_infos: the data set's `info.splits` (each split's `num_examples`).
+
+    Returns:
+        `(split string, examples, repeat)`: an absolute slice such as `"train[0:25500]"`,
+        the examples in it, and how many of its first to read again at the end.
+    """
+    import tensorflow_datasets as tfds
+
+    (part,) = tfds.core.ReadInstruction.from_spec(split).to_absolute(split_infos)
+    length = split_infos[part.splitname].num_examples
+    begin = part.from_ or 0
+    end = length if part.to is None else part.to
+    begin, end = (value + length if value < 0 else value for value in (begin, end))
+    start, stop, repeat = shards.shard_range(end - begin, index, workers)
+    return f"{part.splitname}[{begin + start}:{begin + stop}]", stop - start, repeat
+
+
 def load_tfds(name, settings):
     """Loads the TFDS image classification data set `name` and splits it.
 
@@ -39,7 +62,6 @@ def load_tfds(name, settings):
     """
     import tensorflow as tf
     import tensorflow_datasets as tfds
-
 
     data_dir = settings.get("data_dir")
     try:
@@ -78,11 +100,22 @@ def load_tfds(name, settings):
         image = tf.image.resize(tf.cast(image, tf.float32), (height, width))
         return tf.ensure_shape(image, (height, width, channels)), tf.cast(label, tf.int32)
 
+    names = _split_names(list(info.splits))
     datasets = [
         builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
         .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-        for split in _split_names(list(info.splits))
+        for split in names
     ]
+
+    def share(worker, workers):
+        # TFDS reads only the records of this worker's slice of the training split.
+        split, size, repeat = worker_split(names[0], info.splits, worker, workers)
+        shards.note("examples", worker_split(names[0], info.splits, 0, 1)[1], workers, worker)
+        own = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+        own = own.concatenate(own.take(repeat))  # equal shares: see `shards.shard_range`
+        return own.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).apply(
+            tf.data.experimental.assert_cardinality(size + repeat))
+
     spec = {
         "task": "image_classification",
         "source": f"tfds:{name}",
@@ -90,4 +123,4 @@ def load_tfds(name, settings):
         "num_classes": label_feature.num_classes,
         "class_names": list(label_feature.names),
     }
-    return Splits(*datasets, spec=spec)
+    return Splits(*datasets, spec=spec, shard=(datasets[0], share))
