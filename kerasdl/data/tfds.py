@@ -2,6 +2,7 @@
 
 import socket
 
+from kerasdl.data import images as image_files
 from kerasdl.data.splits import Splits
 from kerasdl.errors import DataError
 
@@ -31,15 +32,18 @@ def _split_names(splits):
 def load_tfds(name, settings):
     """Loads the TFDS image classification data set `name` and splits it.
 
-    Images of varying size are resized to `settings["image_size"]`.
+    Images of varying size are resized to `settings["image_size"]`. The decoded images
+    are cached as those of an image folder are (`spec["cache"]`): in memory by the
+    recipes when their estimated size (the info's examples x the image shape) fits the
+    memory budget, else in a tf.data file cache, else not at all, with a note on stderr.
 
     Raises:
         DataError: for an unknown name, a data set that is not supervised image
             classification, or a download that cannot happen (with what to do).
+        UsageError: for images that need more memory than is available.
     """
     import tensorflow as tf
     import tensorflow_datasets as tfds
-
 
     data_dir = settings.get("data_dir")
     try:
@@ -73,21 +77,80 @@ def load_tfds(name, settings):
     height, width, channels = image_feature.shape
     if height is None or width is None:
         height, width = (int(side) for side in settings.get("image_size") or (64, 64))
+    split_names = _split_names(list(info.splits))
+    # uint8 images are cached in a file as uint8 (a quarter of float32), others as float32.
+    as_uint8 = tf.as_dtype(image_feature.dtype) == tf.uint8
+    cache, folder = _cache_choice(info, split_names, (height, width), channels, settings,
+                                  file_bytes_per_value=1 if as_uint8 else 4)
 
     def prepare(image, label):
         image = tf.image.resize(tf.cast(image, tf.float32), (height, width))
         return tf.ensure_shape(image, (height, width, channels)), tf.cast(label, tf.int32)
 
-    datasets = [
-        builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
-        .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-        for split in _split_names(list(info.splits))
-    ]
+    def prepare_for_file(image, label):
+        if image.shape[0] != height or image.shape[1] != width:  # None: sizes vary
+            image = tf.image.resize(image, (height, width))
+            if as_uint8:
+                image = tf.round(tf.clip_by_value(image, 0.0, 255.0))
+        image = tf.cast(image, tf.uint8 if as_uint8 else tf.float32)
+        return tf.ensure_shape(image, (height, width, channels)), tf.cast(label, tf.int32)
+
+    datasets = []
+    for part, split in zip(("train", "validation", "test"), split_names):
+        dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+        if folder is None:
+            # Cached in memory by the recipes' pipelines ("memory"), or not at all.
+            datasets.append(dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE))
+            continue
+        # The images are written to the file on the first pass and read back on the next.
+        dataset = dataset.map(prepare_for_file, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.cache(str(folder / part))
+        datasets.append(dataset.map(lambda image, label: (image_files.as_float(image), label),
+                                    num_parallel_calls=tf.data.AUTOTUNE))
     spec = {
         "task": "image_classification",
         "source": f"tfds:{name}",
         "input_shape": [height, width, channels],
         "num_classes": label_feature.num_classes,
         "class_names": list(label_feature.names),
+        "cache": cache,
     }
+    if cache != "memory":  # the recipes' shuffle buffers of float32 images, bounded too
+        spec["shuffle_buffer"] = image_files.shuffle_buffer(
+            (height, width), channels, settings.get("batch_size") or 32)
     return Splits(*datasets, spec=spec)
+
+
+def num_examples(info, split_names):
+    """The examples of `split_names` (such as "train[:85%]") by the data set's info, or
+    None when the info does not say."""
+    try:
+        return sum(int(info.splits[split].num_examples) for split in split_names)
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _cache_choice(info, split_names, image_size, channels, settings, file_bytes_per_value):
+    """The cache choice for a TFDS data set, as for an image folder: its decoded size
+    estimated from its info (examples x image shape) against the memory budget.
+
+    Returns:
+        `(cache, folder)`: "memory", "file" or "none", and the file cache's folder
+        (None unless "file").
+
+    Raises:
+        UsageError: for images that cannot fit in memory (`settings.check_memory`).
+    """
+    from kerasdl import settings as run_settings
+    from kerasdl.data.sources import _note_cache
+    from kerasdl.data.sources import cache_folder
+    from kerasdl.data.sources import image_cache
+
+    count = num_examples(info, split_names)
+    if not count:  # unknown: cached in memory, as recipes always did
+        return "memory", None
+    memory = run_settings.available_memory()
+    cache = image_cache(count, image_size, channels, memory, file_bytes_per_value)
+    run_settings.check_memory(settings, [*image_size, channels], count, cache, memory)
+    _note_cache(cache, count, image_size, channels, memory)
+    return cache, cache_folder() if cache == "file" else None
