@@ -6,7 +6,7 @@ Side by side in one run:
   generated JPEGs (issue 16's target: ratio <= 1.3);
 - training throughput from the second epoch on, kerasdl against the plain Keras way,
   in turn in one process (pairs in alternating order, median of the paired ratios):
-  kerasdl: `load_data` + the cnn recipe's pipeline, as `kerasdl train` builds them;
+  kerasdl: `load_splits` + the cnn recipe's pipeline, as `kerasdl train` builds them;
   Keras: `keras.utils.image_dataset_from_directory(..., subset="training")
   .cache().prefetch()`. Both feed the same model (`kerasdl.training.build`, the cnn's
   defaults), so the figure compares the input pipelines;
@@ -21,8 +21,8 @@ FOLDER/<count>/ (64x64, two classes) or FOLDER/photos-<count>/ and reused.
 
     python benchmarks/images_memory.py [--root /tmp/kerasdl-images] [--counts 2000 16000]
         [--throughput-count 6000] [--pairs 3] [--epochs 2] [--set NAME=VALUE] [--json]
-    python benchmarks/images_memory.py --skip-rss --skip-throughput --photos 400 \
-        [--photo-size 160] [--pairs 3] [--epochs 2] [--set alpha=0.35]
+    python benchmarks/images_memory.py --skip-rss --skip-throughput --photos 360 \
+        [--photo-size 160] [--pairs 3] [--epochs 2]
 """
 
 import argparse
@@ -122,7 +122,8 @@ def throughput(folder, image_size, pairs, epochs, overrides, recipe_name="cnn",
     with contextlib.redirect_stdout(sys.stderr):
         for name, memory in (("kerasdl", None), ("kerasdl_file_cache", 1 << 30)):
             # The second as if 1 GiB were available: over the budget (1/32) for both
-            # folders (295 MiB of 64x64 float32 images, 188 MiB of 160x160), the file cache.
+            # folders (6,000 64x64 images take 281 MiB as float32, 360 160x160 photos
+            # 105 MiB), the file cache.
             real = kerasdl_settings.available_memory
             if memory is not None:
                 kerasdl_settings.available_memory = lambda: memory
@@ -181,7 +182,8 @@ def main():
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], dest="overrides",
-                        help="cnn hyperparameter NAME=VALUE, for every run")
+                        help="hyperparameter NAME=VALUE of the recipe measured (cnn, "
+                        "and mobilenet with --photos), for every run")
     parser.add_argument("--photos", type=int, default=0,
                         help="also the mobilenet pair on this many 256x192 JPEGs")
     parser.add_argument("--photo-size", type=int, default=160)
