@@ -14,7 +14,8 @@ Side by side in one run:
   mobilenet --data FOLDER --image-size 160 --weights none` (its data, model and training
   pipeline, built as that command builds them) against the same model fed by
   `image_dataset_from_directory(..., image_size=(160, 160)).cache().prefetch()`, on
-  COUNT generated 256x192 JPEGs of four classes (resized to 160x160 by both).
+  COUNT generated 256x192 JPEGs of four classes (resized to 160x160 by both);
+  `--pipeline-only` times the two input pipelines alone, without the model.
 
 The JPEGs (coloured shapes on noisy gradients) are generated once into
 FOLDER/<count>/ (64x64, two classes) or FOLDER/photos-<count>/ and reused.
@@ -22,7 +23,7 @@ FOLDER/<count>/ (64x64, two classes) or FOLDER/photos-<count>/ and reused.
     python benchmarks/images_memory.py [--root /tmp/kerasdl-images] [--counts 2000 16000]
         [--throughput-count 6000] [--pairs 3] [--epochs 2] [--set NAME=VALUE] [--json]
     python benchmarks/images_memory.py --skip-rss --skip-throughput --photos 360 \
-        [--photo-size 160] [--pairs 3] [--epochs 2]
+        [--photo-size 160] [--pairs 3] [--epochs 2] [--pipeline-only]
 """
 
 import argparse
@@ -174,6 +175,56 @@ def throughput(folder, image_size, pairs, epochs, overrides, recipe_name="cnn",
     return figures
 
 
+def pipeline_rates(folder, image_size, passes, overrides, recipe_name="mobilenet",
+                   extra=None):
+    """Samples/s of the training input pipelines alone (no model), from the second pass
+    on: how much of an epoch the pipeline itself can take. Medians of `passes` passes."""
+    import contextlib
+
+    import keras
+    import keras_tuner
+
+    from kerasdl import settings as kerasdl_settings
+    from kerasdl.registry import load_recipe
+    from kerasdl.registry import recipe_info
+    from kerasdl.session import load_splits
+
+    recipe = load_recipe(recipe_name)
+    settings = kerasdl_settings.resolve(
+        recipe_info(recipe_name)["defaults"], {},
+        {"data": str(folder), "image_size": [image_size, image_size], "set": overrides,
+         **(extra or {})})
+    pipelines = {}
+    with contextlib.redirect_stdout(sys.stderr):
+        for name, memory in (("kerasdl", None), ("kerasdl_file_cache", 1 << 30)):
+            real = kerasdl_settings.available_memory
+            if memory is not None:
+                kerasdl_settings.available_memory = lambda: memory
+            try:
+                splits = load_splits(recipe, settings)
+            finally:
+                kerasdl_settings.available_memory = real
+            pipelines[name] = recipe.make_pipeline(
+                splits.train, splits.spec, keras_tuner.HyperParameters(), training=True,
+                batch_size=settings["batch_size"])
+        pipelines["keras"] = keras.utils.image_dataset_from_directory(
+            str(folder), validation_split=0.2, subset="training", seed=1337,
+            image_size=(image_size, image_size), batch_size=settings["batch_size"],
+            verbose=False).cache().prefetch(-1)
+    rates = {}
+    for name, data in pipelines.items():
+        sum(1 for _ in data)  # fills the cache
+        samples = []
+        for _ in range(passes):
+            start = time.perf_counter()
+            count = sum(int(images.shape[0]) for images, _ in data)
+            samples.append(count / (time.perf_counter() - start))
+        rates[name] = {"samples_per_second": round(statistics.median(samples)),
+                       "range": [round(min(samples)), round(max(samples))]}
+        print(f"{name} pipeline alone: {rates[name]}", file=sys.stderr)
+    return rates
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(Path(tempfile.gettempdir()) / "kerasdl-images"))
@@ -187,6 +238,8 @@ def main():
     parser.add_argument("--photos", type=int, default=0,
                         help="also the mobilenet pair on this many 256x192 JPEGs")
     parser.add_argument("--photo-size", type=int, default=160)
+    parser.add_argument("--pipeline-only", action="store_true",
+                        help="with --photos: the input pipelines alone, no model")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--json", action="store_true")
@@ -215,8 +268,13 @@ def main():
     if args.photos:
         folder = make_folder(root / f"photos-{args.photos}", args.photos, size=(256, 192),
                              classes=4)
-        result["photos"] = throughput(folder, args.photo_size, args.pairs, args.epochs,
-                                      overrides, "mobilenet", {"weights": "none"})
+        if args.pipeline_only:
+            result["photo_pipelines"] = pipeline_rates(
+                folder, args.photo_size, 2 * args.pairs, overrides, "mobilenet",
+                {"weights": "none"})
+        else:
+            result["photos"] = throughput(folder, args.photo_size, args.pairs, args.epochs,
+                                          overrides, "mobilenet", {"weights": "none"})
     if args.json:
         print(json.dumps(result))
         return
