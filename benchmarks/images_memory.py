@@ -6,16 +6,24 @@ Side by side in one run:
   generated JPEGs (issue 16's target: ratio <= 1.3);
 - training throughput from the second epoch on, kerasdl against the plain Keras way,
   in turn in one process (pairs in alternating order, median of the paired ratios):
-  kerasdl: `load_data` + the cnn recipe's pipeline, as `kerasdl train` builds them;
+  kerasdl: `load_splits` + the cnn recipe's pipeline, as `kerasdl train` builds them;
   Keras: `keras.utils.image_dataset_from_directory(..., subset="training")
   .cache().prefetch()`. Both feed the same model (`kerasdl.session.build`, the cnn's
-  defaults), so the figure compares the input pipelines.
+  defaults), so the figure compares the input pipelines;
+- with `--photos COUNT`, the same pair at a realistic photo size: `kerasdl train
+  mobilenet --data FOLDER --image-size 160 --weights none` (its data, model and training
+  pipeline, built as that command builds them) against the same model fed by
+  `image_dataset_from_directory(..., image_size=(160, 160)).cache().prefetch()`, on
+  COUNT generated 256x192 JPEGs of four classes (resized to 160x160 by both);
+  `--pipeline-only` times the two input pipelines alone, without the model.
 
-The JPEGs (coloured shapes on noisy gradients, two classes) are generated once into
-FOLDER/<count>/ and reused.
+The JPEGs (coloured shapes on noisy gradients) are generated once into
+FOLDER/<count>/ (64x64, two classes) or FOLDER/photos-<count>/ and reused.
 
     python benchmarks/images_memory.py [--root /tmp/kerasdl-images] [--counts 2000 16000]
         [--throughput-count 6000] [--pairs 3] [--epochs 2] [--set NAME=VALUE] [--json]
+    python benchmarks/images_memory.py --skip-rss --skip-throughput --photos 360 \
+        [--photo-size 160] [--pairs 3] [--epochs 2] [--pipeline-only]
 """
 
 import argparse
@@ -33,31 +41,41 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def make_folder(folder, count, size=64, seed=0):
-    """Writes `count` JPEGs of `size` pixels in two class folders (once)."""
+def make_folder(folder, count, size=64, seed=0, classes=2):
+    """Writes `count` JPEGs in `classes` class folders (once), encoded by TensorFlow.
+
+    Args:
+        size: the side of square images, or `(width, height)`.
+        classes: 2 (discs and squares) to 4 (also triangles and crosses).
+    """
     import numpy as np
-    from PIL import Image
-    from PIL import ImageDraw
+    import tensorflow as tf
 
     done = folder.parent / f"{folder.name}.complete"
     if done.exists():
         return folder
+    width, height = (size, size) if isinstance(size, int) else size
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     for index in range(count):
-        label = index % 2
+        label = index % classes
         target = folder / f"class{label}"
         target.mkdir(parents=True, exist_ok=True)
         base = rng.uniform(0, 255, 3)
-        pixels = (base + 60 * (xx[..., None] - 0.5) + rng.normal(0, 10, (size, size, 3)))
-        image = Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
-        draw = ImageDraw.Draw(image)
-        radius = rng.uniform(0.15, 0.3) * size
-        cx, cy = rng.uniform(radius, size - radius, 2)
-        box = [cx - radius, cy - radius, cx + radius, cy + radius]
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        (draw.ellipse if label == 0 else draw.rectangle)(box, fill=colour)
-        image.save(target / f"{index:06d}.jpg", quality=90)
+        pixels = (base + 60 * (xx[..., None] / width - 0.5)
+                  + rng.normal(0, 10, (height, width, 3)))
+        radius = rng.uniform(0.15, 0.3) * min(width, height)
+        cx = rng.uniform(radius, width - radius)
+        cy = rng.uniform(radius, height - radius)
+        dx, dy = np.abs(xx - cx), yy - cy
+        mask = [dx ** 2 + dy ** 2 <= radius ** 2,                       # disc
+                (dx <= radius) & (np.abs(dy) <= radius),                # square
+                (np.abs(dy) <= radius) & (dx <= (dy + radius) / 2),     # triangle
+                ((dx <= radius) & (np.abs(dy) <= radius / 3))           # cross
+                | ((dx <= radius / 3) & (np.abs(dy) <= radius))][label]
+        pixels[mask] = rng.integers(0, 256, 3)
+        encoded = tf.io.encode_jpeg(pixels.clip(0, 255).astype(np.uint8), quality=90)
+        (target / f"{index:06d}.jpg").write_bytes(encoded.numpy())
     done.write_text(str(count))  # beside the folder: not a stray file in it
     return folder
 
@@ -77,36 +95,45 @@ def peak_rss(command):
     return int(kilobytes) / 1024
 
 
-def throughput(folder, image_size, pairs, epochs, overrides):
-    """Training samples/s after the first epoch: kerasdl and the Keras way, in turn."""
+def throughput(folder, image_size, pairs, epochs, overrides, recipe_name="cnn",
+               extra=None):
+    """Training samples/s after the first epoch: kerasdl and the Keras way, in turn.
+
+    kerasdl's data, model and training pipeline are built the way `kerasdl train
+    RECIPE --data FOLDER --image-size SIZE` builds them (`load_splits`, `build`,
+    `pipelines`), with the `extra` settings (such as `weights`).
+    """
     import contextlib
 
     import keras
 
     from kerasdl import settings as kerasdl_settings
-    from kerasdl.data import load_data
     from kerasdl.registry import load_recipe
     from kerasdl.registry import recipe_info
     from kerasdl.session import build
+    from kerasdl.session import load_splits
+    from kerasdl.session import pipelines
 
-    recipe = load_recipe("cnn")
+    recipe = load_recipe(recipe_name)
     settings = kerasdl_settings.resolve(
-        recipe_info("cnn")["defaults"], {},
-        {"data": str(folder), "image_size": [image_size, image_size], "set": overrides})
+        recipe_info(recipe_name)["defaults"], {},
+        {"data": str(folder), "image_size": [image_size, image_size], "set": overrides,
+         **(extra or {})})
     contenders = {}
     with contextlib.redirect_stdout(sys.stderr):
         for name, memory in (("kerasdl", None), ("kerasdl_file_cache", 1 << 30)):
-            # The second as if 1 GiB were available: over the budget, the file cache.
+            # The second as if 1 GiB were available: over the budget (1/32) for both
+            # folders (6,000 64x64 images take 281 MiB as float32, 360 160x160 photos
+            # 105 MiB), the file cache.
             real = kerasdl_settings.available_memory
             if memory is not None:
                 kerasdl_settings.available_memory = lambda: memory
             try:
-                splits = load_data(settings["data"], recipe.TASK, settings)
+                splits = load_splits(recipe, settings)
             finally:
                 kerasdl_settings.available_memory = real
             model, hp = build(recipe, splits.spec, settings, splits.train)
-            data = recipe.make_pipeline(splits.train, splits.spec, hp, training=True,
-                                        batch_size=settings["batch_size"])
+            data = pipelines(recipe, splits, hp, settings["batch_size"])[0]
             contenders[name] = (model, data, int(splits.spec["num_examples"]["train"]),
                                 splits.spec["cache"])
         keras_data = keras.utils.image_dataset_from_directory(
@@ -148,6 +175,56 @@ def throughput(folder, image_size, pairs, epochs, overrides):
     return figures
 
 
+def pipeline_rates(folder, image_size, passes, overrides, recipe_name="mobilenet",
+                   extra=None):
+    """Samples/s of the training input pipelines alone (no model), from the second pass
+    on: how much of an epoch the pipeline itself can take. Medians of `passes` passes."""
+    import contextlib
+
+    import keras
+    import keras_tuner
+
+    from kerasdl import settings as kerasdl_settings
+    from kerasdl.registry import load_recipe
+    from kerasdl.registry import recipe_info
+    from kerasdl.session import load_splits
+
+    recipe = load_recipe(recipe_name)
+    settings = kerasdl_settings.resolve(
+        recipe_info(recipe_name)["defaults"], {},
+        {"data": str(folder), "image_size": [image_size, image_size], "set": overrides,
+         **(extra or {})})
+    pipelines = {}
+    with contextlib.redirect_stdout(sys.stderr):
+        for name, memory in (("kerasdl", None), ("kerasdl_file_cache", 1 << 30)):
+            real = kerasdl_settings.available_memory
+            if memory is not None:
+                kerasdl_settings.available_memory = lambda: memory
+            try:
+                splits = load_splits(recipe, settings)
+            finally:
+                kerasdl_settings.available_memory = real
+            pipelines[name] = recipe.make_pipeline(
+                splits.train, splits.spec, keras_tuner.HyperParameters(), training=True,
+                batch_size=settings["batch_size"])
+        pipelines["keras"] = keras.utils.image_dataset_from_directory(
+            str(folder), validation_split=0.2, subset="training", seed=1337,
+            image_size=(image_size, image_size), batch_size=settings["batch_size"],
+            verbose=False).cache().prefetch(-1)
+    rates = {}
+    for name, data in pipelines.items():
+        sum(1 for _ in data)  # fills the cache
+        samples = []
+        for _ in range(passes):
+            start = time.perf_counter()
+            count = sum(int(images.shape[0]) for images, _ in data)
+            samples.append(count / (time.perf_counter() - start))
+        rates[name] = {"samples_per_second": round(statistics.median(samples)),
+                       "range": [round(min(samples)), round(max(samples))]}
+        print(f"{name} pipeline alone: {rates[name]}", file=sys.stderr)
+    return rates
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(Path(tempfile.gettempdir()) / "kerasdl-images"))
@@ -156,7 +233,13 @@ def main():
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], dest="overrides",
-                        help="cnn hyperparameter NAME=VALUE, for every run")
+                        help="hyperparameter NAME=VALUE of the recipe measured (cnn, "
+                        "and mobilenet with --photos), for every run")
+    parser.add_argument("--photos", type=int, default=0,
+                        help="also the mobilenet pair on this many 256x192 JPEGs")
+    parser.add_argument("--photo-size", type=int, default=160)
+    parser.add_argument("--pipeline-only", action="store_true",
+                        help="with --photos: the input pipelines alone, no model")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--json", action="store_true")
@@ -182,6 +265,16 @@ def main():
     if not args.skip_throughput:
         folder = make_folder(root / str(args.throughput_count), args.throughput_count)
         result["throughput"] = throughput(folder, 64, args.pairs, args.epochs, overrides)
+    if args.photos:
+        folder = make_folder(root / f"photos-{args.photos}", args.photos, size=(256, 192),
+                             classes=4)
+        if args.pipeline_only:
+            result["photo_pipelines"] = pipeline_rates(
+                folder, args.photo_size, 2 * args.pairs, overrides, "mobilenet",
+                {"weights": "none"})
+        else:
+            result["photos"] = throughput(folder, args.photo_size, args.pairs, args.epochs,
+                                          overrides, "mobilenet", {"weights": "none"})
     if args.json:
         print(json.dumps(result))
         return

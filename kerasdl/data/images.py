@@ -208,7 +208,7 @@ def shuffle_buffer(image_size, channels, batch_size=32):
     return max(8 * int(batch_size), SHUFFLE_BYTES // decoded_bytes(1, image_size, channels))
 
 
-def cache_choice(count, image_size, channels, memory, disk_free):
+def cache_choice(count, image_size, channels, memory, disk_free, file_bytes_per_value=1):
     """Where the decoded images of a data set are cached: "memory", "file" or "none".
 
     Recipes cache their decoded float32 images in memory. That is kept when it takes at
@@ -221,10 +221,13 @@ def cache_choice(count, image_size, channels, memory, disk_free):
         count: images in the data set (every split).
         memory: bytes of memory available, or None when unknown (then "memory").
         disk_free: bytes free where the file cache would go, or None for no cache folder.
+        file_bytes_per_value: what the file cache stores per pixel value: 1 for uint8
+            images, 4 for float32 (a TFDS image feature of another type).
     """
     if memory is None or decoded_bytes(count, image_size, channels) <= MEMORY_FRACTION * memory:
         return "memory"
-    if disk_free is not None and 2 * decoded_bytes(count, image_size, channels, 1) <= disk_free:
+    file_bytes = decoded_bytes(count, image_size, channels, file_bytes_per_value)
+    if disk_free is not None and 2 * file_bytes <= disk_free:
         return "file"
     return "none"
 

@@ -502,7 +502,7 @@ def _image_folder(path, settings):
     return Splits(*datasets, spec=spec, shard=(datasets[0], share))
 
 
-def image_cache(count, image_size, channels, memory):
+def image_cache(count, image_size, channels, memory, file_bytes_per_value=1):
     """The cache choice for `count` images (`kerasdl.data.images.cache_choice`).
 
     `memory` is what the system has available; the file cache goes to a folder under
@@ -512,7 +512,8 @@ def image_cache(count, image_size, channels, memory):
         disk_free = diskspace.free_bytes(tempfile.gettempdir())
     except OSError:
         disk_free = None
-    return image_files.cache_choice(count, image_size, channels, memory, disk_free)
+    return image_files.cache_choice(count, image_size, channels, memory, disk_free,
+                                    file_bytes_per_value)
 
 
 def _note_cache(cache, count, image_size, channels, memory):

@@ -62,3 +62,14 @@ def test_shuffle_buffer_holds_64_mib_of_images_and_at_least_8_batches():
     assert images.shuffle_buffer((64, 64), 3, 32) == 64 * 2 ** 20 // (64 * 64 * 3 * 4)  # 1365
     assert images.shuffle_buffer((224, 224), 3, 32) == 8 * 32  # 588 KiB images: 8 batches
     assert images.shuffle_buffer((8, 8), 1, 32) > 4096  # small images: the recipe's own bound
+
+
+def test_a_float32_file_cache_needs_four_times_the_disk():
+    # 16,000 64x64 colour images: 188 MiB as uint8, 750 MiB as float32 (a TFDS image
+    # feature that is not uint8); the disk must hold the file cache twice over.
+    disk_free = 2 * images.decoded_bytes(16_000, (64, 64), 3, 1)
+    assert images.cache_choice(16_000, (64, 64), 3, 8 * GIB, disk_free) == "file"
+    assert images.cache_choice(16_000, (64, 64), 3, 8 * GIB, disk_free,
+                               file_bytes_per_value=4) == "none"
+    assert images.cache_choice(16_000, (64, 64), 3, 8 * GIB, 4 * disk_free,
+                               file_bytes_per_value=4) == "file"
