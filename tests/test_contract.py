@@ -25,7 +25,9 @@ for path in sys.argv[2:]:
         with contextlib.redirect_stdout(stdout):
             runpy.run_path(path, run_name='__main__')
         error = None
-    except BaseException:
+    except SystemExit as stop:  # a script's exit status: 0 or None is success
+        error = None if stop.code in (None, 0) else traceback.format_exc()
+    except Exception:
         error = traceback.format_exc()
     results[path] = {'stdout': stdout.getvalue(), 'error': error}
     with open(sys.argv[1], 'w') as file:
