@@ -11,6 +11,21 @@ from click.testing import CliRunner
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# Files of the longest tests (multi-process searches and training runs, quality figures),
+# run first: pytest-xdist hands tests out in collection order, so a test of minutes near
+# the end keeps one process busy after the other has run out of work. Each file's tests
+# stay together (a module fixture runs once), the rest keep pytest's order, and xdist still
+# starts with its groups (`xdist_group`, largest first).
+LONGEST_FIRST = ("test_transfer.py", "test_tune_workers.py", "test_tune_faults.py",
+                 "test_reliability.py", "test_gan.py", "test_devices.py",
+                 "test_search_features.py", "test_compare.py", "test_tune.py", "test_train.py")
+
+
+def pytest_collection_modifyitems(items):
+    """Moves the tests of `LONGEST_FIRST` to the front, in its order (a stable sort)."""
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
 
 @pytest.fixture
 def cli(tmp_path, monkeypatch):

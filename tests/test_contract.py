@@ -1,26 +1,41 @@
 """One contract test over every recipe (DESIGN.md, "The recipe contract")."""
 
 import inspect
+import json
 import os
 import subprocess
 import sys
 
-import keras
 import keras_tuner
-import numpy as np
 import pytest
 
 from kerasdl import registry
-from kerasdl import settings
-from kerasdl.data import load_data
-from kerasdl.hparams import describe
 
 RECIPES = registry.list_recipes()
-# Runs a recipe file as __main__ where `import kerasdl` fails, as in a user's project.
-STANDALONE = (
-    "import runpy, sys; sys.modules['kerasdl'] = None; "
-    "runpy.run_path(sys.argv[1], run_name='__main__')"
-)
+# Runs each recipe file given as __main__ where `import kerasdl` fails, as in a user's
+# project; one process for all (each process pays TensorFlow's start-up), each demo's
+# stdout and error written to the JSON file named first.
+STANDALONE = """
+import contextlib, gc, io, json, runpy, sys, traceback
+sys.modules['kerasdl'] = None
+results = {}
+for path in sys.argv[2:]:
+    stdout = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(stdout):
+            runpy.run_path(path, run_name='__main__')
+        error = None
+    except SystemExit as stop:  # a script's exit status: 0 or None is success
+        error = None if stop.code in (None, 0) else traceback.format_exc()
+    except Exception:
+        error = traceback.format_exc()
+    results[path] = {'stdout': stdout.getvalue(), 'error': error}
+    with open(sys.argv[1], 'w') as file:
+        json.dump(results, file)
+    import keras
+    keras.backend.clear_session()
+    gc.collect()
+"""
 
 
 def test_registry_finds_the_recipes():
@@ -29,7 +44,7 @@ def test_registry_finds_the_recipes():
 
 
 @pytest.mark.parametrize("name", RECIPES)
-def test_recipe_contract(name, tmp_path):
+def test_recipe_contract(name):
     recipe = registry.load_recipe(name)
     info = registry.recipe_info(name)
     source = registry.recipe_source(name)
@@ -49,51 +64,37 @@ def test_recipe_contract(name, tmp_path):
                 if line.startswith(("import ", "from "))}
     assert imported <= {"keras", "tensorflow", "keras_tuner", "numpy"} | set(sys.stdlib_module_names)
 
-    # The default model from a fresh HyperParameters, on the default data.
-    run_settings = settings.resolve(recipe.DEFAULTS)
-    splits = load_data(recipe.DEFAULTS["data"], recipe.TASK, run_settings)
-    if "weights" in recipe.DEFAULTS:  # no download here: the same model, random weights
-        splits.spec = {**splits.spec, "weights": "none"}
-    hp = keras_tuner.HyperParameters()
-    model = recipe.build_model(hp, splits.spec)
-    batches = recipe.make_pipeline(splits.train, splits.spec, hp, training=True, batch_size=8)
-    assert model.optimizer is not None, "build_model must return a compiled model"
-    assert model.count_params() == info["parameters"], "the header's parameter count is stale"
-
-    # `kerasdl show` reads the search space from the source; it must be the real one.
-    real = {row["name"]: row for row in describe(hp)}
-    static = {row["name"]: row for row in info["search_space"]}
-    assert set(real) == set(static)
-    for key, row in real.items():
-        assert static[key]["type"] == row["type"]
-        assert static[key].get("default") == row["default"]
-
-    # One training step through the recipe's own pipeline, then save and reload.
-    history = model.fit(batches.take(1), epochs=1, verbose=0)
-    assert history.history and all(np.isfinite(values[0]) for values in history.history.values())
-    path = tmp_path / "model.keras"
-    model.save(path)
-    reloaded = keras.saving.load_model(path, safe_mode=True)
-    assert_same_outputs(model, reloaded, next(iter(batches)))
+    # The default model on the default data (built twice for the seed, trained a step
+    # through the recipe's own pipeline and `fit`, saved and reloaded in safe mode with
+    # the same answers, its search space and parameter count against the header, each
+    # hook called): `kerasdl check` runs all of it, once per recipe, in
+    # test_check.py::test_every_shipped_recipe_passes_the_check.
 
 
-def assert_same_outputs(model, reloaded, batch):
-    """A reloaded model answers like the original: predictions, or samples for one seed."""
-    if hasattr(model, "generate"):
-        expected, actual = model.generate(16, seed=3), reloaded.generate(16, seed=3)
-    else:
-        x = batch[0] if isinstance(batch, tuple) else batch
-        expected, actual = model.predict_on_batch(x), reloaded.predict_on_batch(x)
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("name", RECIPES)
-def test_recipe_demo_runs_standalone(name, tmp_path):
-    """The `__main__` demo of a copied recipe runs where kerasdl cannot be imported."""
-    copied = tmp_path / f"{name}.py"
-    copied.write_text(registry.recipe_source(name))
-    result = subprocess.run([sys.executable, "-c", STANDALONE, str(copied)], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300,
+@pytest.fixture(scope="module")
+def demo_results(tmp_path_factory):
+    """Each recipe's copy run as a script in one process: path -> stdout and error."""
+    folder = tmp_path_factory.mktemp("demos")
+    paths = []
+    for name in RECIPES:
+        paths.append(folder / f"{name}.py")
+        paths[-1].write_text(registry.recipe_source(name))
+    report = folder / "results.json"
+    result = subprocess.run([sys.executable, "-c", STANDALONE, str(report), *map(str, paths)],
+                            cwd=folder, capture_output=True, text=True, timeout=300 * len(paths),
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1]
+    results = json.loads(report.read_text()) if report.exists() else {}
+    return {name: results.get(str(path), {"error": f"the demo process ended "
+                                                   f"({result.returncode}) before it: "
+                                                   f"{result.stderr[-3000:]}"})
+            for name, path in zip(RECIPES, paths)}
+
+
+# One worker runs them all (the module fixture runs once per process).
+@pytest.mark.xdist_group("demos")
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_demo_runs_standalone(name, demo_results):
+    """The `__main__` demo of a copied recipe runs where kerasdl cannot be imported."""
+    result = demo_results[name]
+    assert result["error"] is None, result["error"][-3000:]
+    assert result["stdout"].strip().splitlines()[-1]

@@ -23,6 +23,8 @@ def _houses(rows, seed=0, reverse_dates=True):
         "date": dates[::-1] if reverse_dates else dates})
 
 
+# Module fixtures run once per test process: the tests of `run` share the xdist group
+# "csv_run", so one process runs them and trains it once.
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     from click.testing import CliRunner
@@ -40,6 +42,7 @@ def run(tmp_path_factory):
     return folder / "run"
 
 
+@pytest.mark.xdist_group("csv_run")
 def test_options_shape_the_model_and_are_recorded(run):
     spec = json.loads((run / "config.json").read_text())["spec"]
     # grade one-hot (its numbers are codes), noise, customer and date not features.
@@ -53,6 +56,7 @@ def test_options_shape_the_model_and_are_recorded(run):
     assert model.input_shape == (None, 5)
 
 
+@pytest.mark.xdist_group("csv_run")
 def test_predict_reads_new_files_the_same_way_and_carries_ids(cli, run, tmp_path):
     rows = _houses(6, seed=1)
     rows.to_csv(tmp_path / "new.csv", sep=";", index=False)
@@ -86,6 +90,7 @@ def test_predict_reads_new_files_the_same_way_and_carries_ids(cli, run, tmp_path
     assert not np.isclose(graded["prediction"][changed], out["prediction"][changed]).any()
 
 
+@pytest.mark.xdist_group("csv_run")
 def test_evaluate_data_reads_with_the_run_settings(cli, run, tmp_path):
     _houses(40, seed=2).to_csv(tmp_path / "more.csv", sep=";", index=False)
     result = cli("evaluate", run, "--data", tmp_path / "more.csv", "--json")
@@ -94,6 +99,7 @@ def test_evaluate_data_reads_with_the_run_settings(cli, run, tmp_path):
     assert "Ignored column" not in result.stderr
 
 
+@pytest.mark.xdist_group("csv_run")
 def test_predict_and_evaluate_read_another_separator_with_sep(cli, run, tmp_path):
     rows = _houses(40, seed=3)
     rows.to_csv(tmp_path / "semi.csv", sep=";", index=False)
@@ -138,6 +144,7 @@ def test_series_text_columns_are_refused_with_the_drops_to_pass(cli, tmp_path):
     assert spec["feature_names"] == ["patients"]
 
 
+@pytest.mark.xdist_group("csv_run")
 def test_bad_options_are_named_before_training(cli, run, tmp_path):
     path = run.parent / "houses.csv"
     assert_one_line_error(cli("train", "regression", "--data", path, "--target", "price"), 2,
@@ -304,6 +311,7 @@ def test_stream_threshold_is_checked(monkeypatch, cli, tmp_path):
                               "--target", "y", "--epochs", "1"), 1, "KERASDL_CSV_STREAM_MB")
 
 
+@pytest.mark.xdist_group("csv_run")
 def test_predict_streams_a_csv_file_in_chunks(monkeypatch, cli, run, tmp_path):
     from kerasdl.data import tabular
 

@@ -39,6 +39,8 @@ def _records(out):
             for p in sorted((out / "tuner").glob("trial_*/kerasdl_trial.json"))}
 
 
+# Module fixtures run once per test process: the tests of `grids` (two tune runs) share
+# the xdist group "grids", so one process runs them and the searches run once.
 @pytest.fixture(scope="module")
 def grids(tmp_path_factory):
     """The same grid search with and without --prune."""
@@ -48,6 +50,7 @@ def grids(tmp_path_factory):
     return root / "pruned", pruned, root / "unpruned", unpruned
 
 
+@pytest.mark.xdist_group("grids")
 def test_prune_stops_the_stuck_trial_and_keeps_it_in_the_results(grids):
     out, pruned, _, unpruned = grids
     by_init = pruned.set_index("initializer")
@@ -84,6 +87,7 @@ def test_prune_stops_the_stuck_trial_and_keeps_it_in_the_results(grids):
     assert chosen["trial_id"] in set(pruned[pruned["status"] == "COMPLETED"]["trial_id"])
 
 
+@pytest.mark.xdist_group("grids")
 def test_results_have_every_hyperparameter_metric_epochs_status_and_time(grids):
     _, pruned, _, _ = grids
     names = ["loss", "hidden_layers", "units", "activation", "initializer", "regularization",
@@ -98,6 +102,7 @@ def test_results_have_every_hyperparameter_metric_epochs_status_and_time(grids):
     assert set(pruned["status"]) <= {"COMPLETED", "PRUNED"}
 
 
+@pytest.mark.xdist_group("grids")
 def test_show_prints_top_trials_and_importance_without_tensorflow(grids, tmp_path):
     out, pruned, _, _ = grids
     probe = ("import sys; from kerasdl.cli import main; sys.argv = ['kerasdl', *sys.argv[1:]]\n"
@@ -124,6 +129,7 @@ def test_show_prints_top_trials_and_importance_without_tensorflow(grids, tmp_pat
         assert listed["importance"] == {}
 
 
+@pytest.mark.xdist_group("grids")
 def test_tensorboard_hparams_read_back_with_tensorboards_reader(grids):
     from tensorboard.backend.event_processing import event_accumulator
     from tensorboard.plugins.hparams import metadata

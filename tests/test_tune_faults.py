@@ -114,19 +114,6 @@ def test_repair_keeps_completed_trials_and_queues_the_rest_once(tmp_path):
     assert list((tmp_path / "damaged").iterdir())[0].name.startswith("trial_1-")
 
 
-def test_a_finished_search_with_workers_trains_nothing_when_run_again(tmp_path):
-    out = tmp_path / "search"
-    args = [*SMALL, "--workers", "2"]
-    first = _tune(out, *args)
-    assert first.returncode == 0, first.stderr[-2000:]
-    assert sorted(_trials(out)) == ["0", "1", "2"]
-    stamps = _mtimes(out)
-    again = _tune(out, *args)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert sorted(_trials(out)) == ["0", "1", "2"], "a finished search ran another trial"
-    assert _mtimes(out) == stamps, "a finished search ran a trial again"
-
-
 def _start_long_search(out, workers=2):
     return start_kerasdl("tune", "regression", "--output", out, "--max-trials", "4",
                          "--epochs", "2000", "--no-retrain", "--workers", workers)
@@ -235,6 +222,14 @@ def test_the_same_seeded_search_scores_the_same_whatever_the_worker_count(tmp_pa
         assert one[trial_id][1] == pytest.approx(two[trial_id][1], rel=1e-4), trial_id
     frame = pd.read_csv(tmp_path / "spread" / "results.csv")
     assert frame["val_mae"].nunique() == 3
+
+    # A finished search with workers trains nothing when run again.
+    stamps = _mtimes(tmp_path / "spread")
+    again = _tune(tmp_path / "spread", *SMALL, "--seed", "7", "--workers", "2")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert sorted(_trials(tmp_path / "spread")) == ["0", "1", "2"], \
+        "a finished search ran another trial"
+    assert _mtimes(tmp_path / "spread") == stamps, "a finished search ran a trial again"
 
 
 def test_a_disk_that_fills_during_a_trial_fails_it_in_one_line_and_it_runs_again(small_disk):
