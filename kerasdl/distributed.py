@@ -350,6 +350,40 @@ def _free_port():
         return sock.getsockname()[1]
 
 
+def workers_role(workers, recipe, strategy=None, resume=None, output=None):
+    """This process's part in `kerasdl train --workers N` (N > 1), checked before TensorFlow.
+
+    Returns:
+        "worker" for a process the launcher started (it trains with `--strategy
+        multiworker`), "launcher" for the command a user ran with a recipe, None without
+        one (the command then asks for it).
+
+    Raises:
+        UsageError: with `--resume`, another strategy, a recipe with its own `fit`, or an
+            `--output` that is not new or empty.
+    """
+    from kerasdl import registry
+
+    if resume:
+        raise UsageError("`--resume` does not take `--workers`: a multi-worker run "
+                         "cannot be resumed; train it again.")
+    if strategy not in (None, "auto", "multiworker"):
+        raise UsageError(f"`--workers {workers}` trains with `--strategy multiworker`. "
+                         f"Received: --strategy {strategy}")
+    if os.environ.get("KERASDL_WORKER"):  # a worker `--workers` started
+        return "worker"
+    if not recipe:
+        return None
+    if registry.contract_info(recipe)["has_fit"]:
+        raise UsageError(f"`--workers` trains recipes that use `model.fit`; {recipe} "
+                         "has its own `fit`. Train it without `--workers`.")
+    if output:
+        from kerasdl.runs import check_output
+
+        check_output(output)
+    return "launcher"
+
+
 def launch(argv, workers):
     """Runs `kerasdl` with `argv` as `workers` local processes of one multi-worker cluster.
 

@@ -111,6 +111,87 @@ def resolve(defaults, config=None, cli=None):
     return check(settings)
 
 
+# The options the commands share (`kerasdl.cli`'s shared decorators), by setting:
+# each is None when not given; the repeatable ones arrive as tuples.
+OPTION_SETTINGS = ("data", "target", "data_dir", "skip_bad_files", "image_size", "classes",
+                   "train_examples", "weights", "epochs", "batch_size", "seed", "sep",
+                   "time_column", "device", "mixed_precision", "jit", "steps_per_execution",
+                   "strategy", "output")
+REPEATABLE_OPTIONS = ("drop", "categorical", "numeric", "exclude_classes")
+# Options that are not settings themselves: `--set` pairs and the `--config` file.
+OTHER_OPTIONS = ("assignments", "config_file")
+
+
+DEVICE_OPTIONS = ("device", "mixed_precision", "jit", "steps_per_execution", "strategy")
+
+
+def check_resume(recipe, options):
+    """Refuses a recipe or settings given with `train --resume` (exit 2).
+
+    The run's config.json holds its settings; device options may still be given. A
+    flag left off (False, None) or an option not repeated (an empty tuple) is not given.
+
+    Raises:
+        UsageError: naming the options given.
+    """
+    given = [name for name, value in options.items() if name not in DEVICE_OPTIONS
+             and not (value is None or value is False or value == ())]
+    if recipe or given:
+        received = ", ".join(["RECIPE"] * bool(recipe)
+                             + [f"--{OPTION_FLAGS.get(name, name).replace('_', '-')}"
+                                for name in given])
+        raise UsageError("`--resume RUN_DIR` takes no recipe or settings: the run's "
+                         f"config.json holds them. Received: {received}")
+
+
+# The flags of the options whose Click name is not their flag's.
+OPTION_FLAGS = {"assignments": "set", "config_file": "config", "exclude_classes": "exclude_class"}
+
+
+def from_options(defaults, options, command="train", info=None):
+    """Turns a command's shared option values into its checked settings.
+
+    The one way from the command line to settings: `defaults` < the `--config` file <
+    the options given, then the values and the data are checked (`check`, `check_data`)
+    before TensorFlow starts.
+
+    Args:
+        defaults: the recipe's `DEFAULTS` (or a preset's changes of them).
+        options: option values by their Click names: those of `OPTION_SETTINGS`,
+            `REPEATABLE_OPTIONS` and `OTHER_OPTIONS`; any may be left out.
+        command: the command's name: `--strategy multiworker` is for `train` only.
+        info: the recipe's `registry.contract_info`: its search space checks `--set`.
+
+    Returns:
+        The settings dict, as `resolve` gives it.
+
+    Raises:
+        UsageError: for a bad value or data, or multiworker outside `train`.
+        TypeError: for an option name none of the lists holds (a programming error).
+    """
+    from kerasdl import hparams
+
+    unknown = sorted(set(options) - set(OPTION_SETTINGS + REPEATABLE_OPTIONS + OTHER_OPTIONS))
+    if unknown:
+        raise TypeError(f"Not a settings option: {', '.join(unknown)}")
+    if options.get("strategy") == "multiworker" and command != "train":
+        raise UsageError(f"`--strategy multiworker` is for `kerasdl train`, not `kerasdl "
+                         f"{command}`. Valid here: auto, default or mirrored"
+                         + (" (and `--workers N`, Keras Tuner's parallel trials)."
+                            if command == "tune" else "."))
+    config = read_config(options["config_file"]) if options.get("config_file") else {}
+    given = {name: options.get(name) for name in OPTION_SETTINGS}
+    given.update({name: list(options.get(name) or ()) or None for name in REPEATABLE_OPTIONS})
+    given["set"] = hparams.parse_assignments(options.get("assignments") or ())
+    resolved = resolve(defaults, config, given)
+    check_data(resolved, info)
+    if resolved.get("output"):  # a run directory: new or empty, before TensorFlow starts
+        from kerasdl.runs import check_output
+
+        check_output(resolved["output"])
+    return resolved
+
+
 def _positive_int(settings, key):
     value = settings.get(key)
     if value is None:
