@@ -399,49 +399,17 @@ def launch(argv, workers):
 
     addresses = [f"127.0.0.1:{_free_port()}" for _ in range(workers)]
     logs = supervisor.temporary_folder("kerasdl-workers-")
-    watch = supervisor.Supervisor()
+    children = []
+    for index in range(workers):
+        env = {**os.environ, "KERASDL_WORKER": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
+               "TF_CONFIG": json.dumps({"cluster": {"worker": addresses},
+                                        "task": {"type": "worker", "index": index}})}
+        env.setdefault("TF_NUM_INTEROP_THREADS", "1")  # the workers share the cores
+        children.append(supervisor.Child(
+            f"worker{index}", [sys.executable, "-m", "kerasdl", *argv], env=env,
+            log=logs / f"worker{index}.log" if index else None, echo=not index,
+            label=f"worker {index} of {workers}" + (" (the chief)" if index == 0 else "")))
     try:
-        with supervisor.forward_signals():
-            for index in range(workers):
-                env = {**os.environ, "KERASDL_WORKER": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
-                       "TF_CONFIG": json.dumps({"cluster": {"worker": addresses},
-                                                "task": {"type": "worker", "index": index}})}
-                env.setdefault("TF_NUM_INTEROP_THREADS", "1")  # the workers share the cores
-                watch.spawn(f"worker{index}", [sys.executable, "-m", "kerasdl", *argv], env=env,
-                            log=logs / f"worker{index}.log" if index else None, echo=not index)
-            running = workers
-            while running:
-                ended = watch.exited()
-                running -= len(ended)
-                failed = [(name, code) for name, code in ended if code]
-                if failed:
-                    # A killed worker makes the others fail too ("Collective ops is
-                    # aborted"): wait for them, then name the cause, not its echoes.
-                    failed += [(name, code) for name, code in watch.settle() if code]
-                    return _report_failure(watch, failed, workers)
-                time.sleep(0.2)
-        return 0
+        return supervisor.launch(children)
     finally:
-        watch.stop()
-        watch.release("worker0")
         shutil.rmtree(logs, ignore_errors=True)
-
-
-def _report_failure(watch, failed, workers):
-    """Names the worker whose end stopped the cluster in one line; returns the exit code.
-
-    A worker killed from outside (SIGKILL, SIGTERM, SIGINT, SIGHUP: the OOM killer, a
-    user) is the cause over one that exited with an error or aborted; among equals, the
-    first seen to end. The chief's own `Error:` line stands when it is the cause.
-    """
-    external = {-signal.SIGKILL, -signal.SIGTERM, -signal.SIGINT, -signal.SIGHUP}
-    name, code = min(failed, key=lambda item: (item[1] not in external, failed.index(item)))
-    index = int(name[len("worker"):])
-    label = f"worker {index} of {workers}" + (" (the chief)" if index == 0 else "")
-    line = watch.report(name, code, label)
-    watch.stop()
-    if index == 0 and code > 0 and "last error line: Error:" in line:
-        return code  # the chief's own one-line error is shown when `finally` releases it
-    watch.release("worker0", show=False)
-    print(f"Error: {line}", file=sys.stderr)
-    return 1
