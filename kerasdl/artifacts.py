@@ -17,6 +17,34 @@ from kerasdl import runs
 from kerasdl.errors import RunError
 from kerasdl.errors import UsageError
 
+# What an export's --output must end with, per format (saved_model: a folder, no suffix).
+EXPORT_SUFFIXES = {"keras": ".keras", "tflite": ".tflite", "onnx": ".onnx",
+                   "base": ".weights.h5", "saved_model": ""}
+
+
+def check_export_output(output, fmt, force=False):
+    """`kerasdl export`'s `--output` for format `fmt`, before TensorFlow starts (exit 2).
+
+    Raises:
+        UsageError: for a suffix that is not the format's, or an existing `output`
+            without `force`.
+    """
+    if not output:
+        return
+    name = Path(output).name
+    wanted = EXPORT_SUFFIXES[fmt]
+    known = [suffix for suffix in EXPORT_SUFFIXES.values() if suffix and name.endswith(suffix)]
+    if wanted and not name.endswith(wanted):
+        raise UsageError(f"`--output` for --format {fmt} must end with {wanted}. "
+                         f"Received: --output {output}")
+    if not wanted and known:
+        formats = [name for name, suffix in EXPORT_SUFFIXES.items() if suffix == known[-1]]
+        raise UsageError(f"`--output` for --format saved_model is a folder, not a {known[-1]} "
+                         f"file. Received: --output {output} (for that file give --format "
+                         f"{formats[0]})")
+    if Path(output).exists() and not force:
+        raise UsageError(f"{output!r} exists; pass --force to replace it.")
+
 KINDS = "a run folder, a .keras file, a SavedModel folder, a .tflite or an .onnx file"
 EXTRA = "pip install 'kerasdl[export]' (ai-edge-litert, onnxruntime, tf2onnx)"
 

@@ -384,21 +384,10 @@ def check(recipe, steps, data, target, as_json):
     from kerasdl.check import check_recipe
 
     report = check_recipe(recipe, steps=steps, data=data, target=target)
-    if as_json:
-        _result(json.dumps(report, indent=2))
-    else:
-        rows = [(item["check"], "VIOLATED" if not item["passed"] else "warning"
-                 if item["message"].startswith("warning: ") else "ok",
-                 item["message"].removeprefix("warning: ")) for item in report["checks"]]
-        _result(tables.table(rows, ("CHECK", "RESULT", "DETAIL")))
-    for item in report["checks"]:
-        if item["passed"] and item["message"].startswith("warning: "):
-            click.echo(f"Warning: {item['check']}: {item['message'][len('warning: '):]}",
-                       err=True)
-    for item in report["violations"]:
-        click.echo(f"Violation: {item['check']}: {item['message']}", err=True)
+    _result(tables.contract_checks(report, as_json))
+    for line in tables.contract_notes(report):
+        click.echo(line, err=True)
     if report["violations"]:
-        click.echo(f"The recipe contract: {registry.contract_path()}", err=True)
         sys.exit(1)
 
 
@@ -505,20 +494,10 @@ def compare(recipe, vary, preset, seeds, gradients, output, as_json, **options):
 def info(as_json):
     """Print what TensorFlow sees: versions, devices, GPUs, mixed precision support."""
     _start_tensorflow()
+    from kerasdl import tables
     from kerasdl.devices import info as device_info
 
-    found = device_info()
-    if as_json:
-        _result(json.dumps(found, indent=2))
-        return
-    for key, value in found.items():
-        if key == "physical_devices":
-            value = ", ".join(f"{d['name']} ({d['type']})" for d in value)
-        elif key in ("logical_devices",):
-            value = ", ".join(value)
-        elif key == "gpus":
-            value = "; ".join(", ".join(f"{k}: {v}" for k, v in gpu.items()) for gpu in value) or "none"
-        _result(f"{key:17} {value}")
+    _result(tables.devices(device_info(), as_json))
 
 
 @cli.command()
@@ -641,16 +620,9 @@ def evaluate(run, data, target, data_dir, skip_bad_files, split, batch_size, art
 
     _existing(run, "Run folder, model file or artifact")
     _existing(artifact_run, "Run folder")
-    if data is not None:
-        from kerasdl import settings
+    from kerasdl import settings
 
-        sep = settings.normalise_sep(sep)
-        settings.check_data({"data": data, "target": target, "sep": sep})
-        _check_csv_input(artifact_run or run, data, sep, target)
-    elif sep is not None:
-        raise UsageError("`--sep` says how to read a CSV file given with --data; the run's "
-                         "own data is read the way it was in training. Give --data FILE.csv, "
-                         "or leave --sep out.")
+    sep = settings.check_scoring_data(artifact_run or run, data, target, sep)
     _start_tensorflow()
     from kerasdl.evaluation import evaluate as evaluate_run
 
@@ -665,64 +637,7 @@ def evaluate(run, data, target, data_dir, skip_bad_files, split, batch_size, art
         metrics = evaluate_run(run, data=data, target=target, data_dir=data_dir, split=split,
                                batch_size=batch_size, unsafe=unsafe,
                                skip_bad_files=skip_bad_files, sep=sep)
-    if as_json:
-        _result(json.dumps(metrics, indent=2))
-        return
-    rows = [(name, f"{value:.4f}" if isinstance(value, float) else value)
-            for name, value in metrics.items()]
-    _result(tables.table(rows, ("METRIC", "VALUE")))
-
-
-def _run_spec(run):
-    """The spec in a run folder's config.json; {} for a model file or a folder without one."""
-    config = Path(run) / "config.json"
-    return (_read_json(config).get("spec") or {}) if config.is_file() else {}
-
-
-CSV_SUFFIXES = (".csv", ".tsv", ".txt")
-
-
-def _check_csv_input(run, input_path, sep, target=None):
-    """A CSV input against run `run`'s columns, before TensorFlow starts (exit 2).
-
-    `sep` (normalised; None: the run's recorded separator) must go with a CSV file, and
-    a header that reads as one column under it is refused with the `--sep` to pass.
-    """
-    from kerasdl import settings
-
-    path = Path(input_path)
-    if "://" in str(input_path) or not path.exists():
-        return
-    if not (path.is_file() and path.suffix.lower() in CSV_SUFFIXES):
-        if sep is not None:
-            raise UsageError(f"`--sep` says how to read a CSV file, but {str(input_path)!r} "
-                             f"is {'a folder' if path.is_dir() else 'not a .csv file'}. "
-                             "Leave --sep out.")
-        return
-    spec = _run_spec(run) if Path(run).is_dir() else {}
-    wanted = []
-    if spec.get("columns") or spec.get("feature_names"):
-        from kerasdl.data.tabular import schema_columns
-
-        wanted = list(schema_columns(spec))
-    target = target or spec.get("target")
-    if target is not None and str(target) not in wanted:
-        wanted.append(str(target))
-    settings.check_csv_input(path, sep or (spec.get("csv") or {}).get("sep"), wanted)
-
-
-def _check_id_column(run, input_path, id_column, sep=None):
-    """`--id-column` against the input's header, before TensorFlow starts (exit 2)."""
-    from kerasdl import settings
-
-    if not Path(input_path).is_file():
-        raise UsageError("`--id-column` names a column of a CSV file; "
-                         f"{str(input_path)!r} is a folder.")
-    spec = _run_spec(run)
-    columns = settings.csv_header(input_path, sep or (spec.get("csv") or {}).get("sep"))
-    if columns is not None and id_column not in columns:
-        raise UsageError(f"`--id-column` {id_column!r} is not a column of {str(input_path)!r}. "
-                         f"Columns: {', '.join(columns)}")
+    _result(tables.metrics(metrics, as_json))
 
 
 @cli.command()
@@ -743,10 +658,7 @@ def predict(run, input_path, output, force, skip_bad_files, id_column, unsafe, s
     _existing(input_path, "Input")
     if output and Path(output).exists() and not force:
         raise UsageError(f"`--output` {output!r} exists; pass --force to overwrite it.")
-    sep = settings.normalise_sep(sep)
-    _check_csv_input(run, input_path, sep)
-    if id_column is not None:
-        _check_id_column(run, input_path, id_column, sep)
+    sep = settings.check_run_input(run, input_path, sep, id_column=id_column)
     _start_tensorflow()
     from kerasdl import runs
     from kerasdl.evaluation import predict_chunks
@@ -813,60 +725,19 @@ def export(run, fmt, output, quantize, force, unsafe, as_json):
     Reports the artifact's size; a quantized export also reports the float model's
     size and both models' test metrics, each scored in its own runtime.
     """
+    from kerasdl import tables
+    from kerasdl.artifacts import check_export_output
+
     _existing(run, "Run folder or model file")
-    _check_export_output(output, fmt)
-    if output and Path(output).exists() and not force:
-        raise UsageError(f"{output!r} exists; pass --force to replace it.")
+    check_export_output(output, fmt, force)
     _start_tensorflow()
     from kerasdl.export import export as export_model
 
     artifact, check = export_model(run, fmt, output=output, force=force, unsafe=unsafe,
                                    quantize=quantize)
-    quantized = check.get("quantization")
-    if quantized:
-        click.echo(f"Quantized {quantize}: {check['bytes']:,} bytes, "
-                   f"{quantized['size_ratio']:.2f}x the float model's "
-                   f"{quantized['float_bytes']:,}; largest difference from Keras on "
-                   f"{check['examples']} test inputs {check['max_abs_diff']:.3g}", err=True)
-        if "int8_layers" in quantized:
-            click.echo(f"Keras quantized {len(quantized['int8_layers'])} layer(s) to int8: "
-                       f"{', '.join(quantized['int8_layers']) or 'none'} (it covers Dense, "
-                       "EinsumDense and Embedding only)", err=True)
-        if quantized["metrics"]:
-            shared = [k for k in quantized["metrics"] if k in quantized["float_metrics"]
-                      and isinstance(quantized["metrics"][k], float)]
-            click.echo("Test split: " + ", ".join(
-                f"{k} {quantized['metrics'][k]:.4f} (float {quantized['float_metrics'][k]:.4f})"
-                for k in shared), err=True)
-        else:
-            click.echo("Test metrics: not measured (the recipe scores itself in its own "
-                       "test_step).", err=True)
-    else:
-        click.echo(f"Checked in {check['runtime']} on {check['examples']} test inputs: largest "
-                   f"difference {check['max_abs_diff']:.3g} (tolerance atol {check['atol']}, "
-                   f"rtol {check['rtol']}): passed; {check['bytes']:,} bytes", err=True)
+    for line in tables.export_notes(check, quantize):
+        click.echo(line, err=True)
     _result(json.dumps(check, indent=2) if as_json else str(artifact))
-
-
-# What an export's --output must end with, per format (saved_model: a folder, no suffix).
-EXPORT_SUFFIXES = {"keras": ".keras", "tflite": ".tflite", "onnx": ".onnx",
-                   "base": ".weights.h5", "saved_model": ""}
-
-
-def _check_export_output(output, fmt):
-    if not output:
-        return
-    name = Path(output).name
-    wanted = EXPORT_SUFFIXES[fmt]
-    known = [suffix for suffix in EXPORT_SUFFIXES.values() if suffix and name.endswith(suffix)]
-    if wanted and not name.endswith(wanted):
-        raise UsageError(f"`--output` for --format {fmt} must end with {wanted}. "
-                         f"Received: --output {output}")
-    if not wanted and known:
-        formats = [name for name, suffix in EXPORT_SUFFIXES.items() if suffix == known[-1]]
-        raise UsageError(f"`--output` for --format saved_model is a folder, not a {known[-1]} "
-                         f"file. Received: --output {output} (for that file give --format "
-                         f"{formats[0]})")
 
 
 def _print_url(url):

@@ -344,6 +344,76 @@ def check_csv_input(path, sep, columns_wanted=(), what="the run's"):
                          f"column {columns[0]!r}{hint}{needs}.")
 
 
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+
+
+def check_run_input(run, input_path, sep=None, target=None, id_column=None):
+    """A CSV input against run `run`'s columns, before TensorFlow starts (exit 2).
+
+    `sep` must go with a CSV file, and a header that reads as one column under it
+    (None: the run's recorded separator) is refused with the `--sep` to pass.
+    `id_column` must be one of the input's columns.
+
+    Returns:
+        `sep`, normalised (`normalise_sep`).
+
+    Raises:
+        UsageError: naming the input and what would be valid.
+    """
+    from kerasdl.runs import run_spec
+
+    sep = normalise_sep(sep)
+    path = Path(input_path)
+    if "://" in str(input_path) or not path.exists():
+        pass  # the loader names what is wrong with it
+    elif not (path.is_file() and path.suffix.lower() in CSV_SUFFIXES):
+        if sep is not None:
+            raise UsageError(f"`--sep` says how to read a CSV file, but {str(input_path)!r} "
+                             f"is {'a folder' if path.is_dir() else 'not a .csv file'}. "
+                             "Leave --sep out.")
+    else:
+        spec = run_spec(run) if Path(run).is_dir() else {}
+        wanted = []
+        if spec.get("columns") or spec.get("feature_names"):
+            from kerasdl.data.tabular import schema_columns
+
+            wanted = list(schema_columns(spec))
+        target = target or spec.get("target")
+        if target is not None and str(target) not in wanted:
+            wanted.append(str(target))
+        check_csv_input(path, sep or (spec.get("csv") or {}).get("sep"), wanted)
+    if id_column is not None:
+        if not path.is_file():
+            raise UsageError("`--id-column` names a column of a CSV file; "
+                             f"{str(input_path)!r} is a folder.")
+        spec = run_spec(run)
+        columns = csv_header(input_path, sep or (spec.get("csv") or {}).get("sep"))
+        if columns is not None and id_column not in columns:
+            raise UsageError(f"`--id-column` {id_column!r} is not a column of "
+                             f"{str(input_path)!r}. Columns: {', '.join(columns)}")
+    return sep
+
+
+def check_scoring_data(run, data=None, target=None, sep=None):
+    """`evaluate`'s `--data`, `--target` and `--sep` against run `run`, before TensorFlow.
+
+    Returns:
+        `sep`, normalised.
+
+    Raises:
+        UsageError: for bad data, or `sep` without a CSV file to read.
+    """
+    if data is None:
+        if sep is not None:
+            raise UsageError("`--sep` says how to read a CSV file given with --data; the "
+                             "run's own data is read the way it was in training. Give --data "
+                             "FILE.csv, or leave --sep out.")
+        return None
+    sep = normalise_sep(sep)
+    check_data({"data": data, "target": target, "sep": sep})
+    return check_run_input(run, data, sep, target)
+
+
 def _separator_hint(columns, sep):
     """`; pass --sep ';'` when a one-column header holds another usual separator."""
     if len(columns) == 1:

@@ -233,3 +233,79 @@ def search_result(directory):
     if metrics.is_file():
         found["best_run"] = {"run": str(metrics.parent), "metrics": read_json(metrics)}
     return json.dumps(found, indent=2)
+
+
+def contract_checks(report, as_json=False):
+    """`kerasdl check`: each rule of the recipe contract, ok, warning or VIOLATED."""
+    if as_json:
+        return json.dumps(report, indent=2)
+    rows = [(item["check"], "VIOLATED" if not item["passed"] else "warning"
+             if item["message"].startswith("warning: ") else "ok",
+             item["message"].removeprefix("warning: ")) for item in report["checks"]]
+    return table(rows, ("CHECK", "RESULT", "DETAIL"))
+
+
+def contract_notes(report):
+    """`kerasdl check`'s lines for stderr: each warning and violation, and the contract's
+    path when a rule is broken."""
+    lines = [f"Warning: {item['check']}: {item['message'].removeprefix('warning: ')}"
+             for item in report["checks"]
+             if item["passed"] and item["message"].startswith("warning: ")]
+    lines += [f"Violation: {item['check']}: {item['message']}" for item in report["violations"]]
+    if report["violations"]:
+        lines.append(f"The recipe contract: {registry.contract_path()}")
+    return lines
+
+
+def metrics(found, as_json=False):
+    """`kerasdl evaluate`: each metric and its value."""
+    if as_json:
+        return json.dumps(found, indent=2)
+    rows = [(name, f"{value:.4f}" if isinstance(value, float) else value)
+            for name, value in found.items()]
+    return table(rows, ("METRIC", "VALUE"))
+
+
+def devices(found, as_json=False):
+    """`kerasdl info`: what TensorFlow sees (`kerasdl.devices.info`), a line a key."""
+    if as_json:
+        return json.dumps(found, indent=2)
+    lines = []
+    for key, value in found.items():
+        if key == "physical_devices":
+            value = ", ".join(f"{d['name']} ({d['type']})" for d in value)
+        elif key == "logical_devices":
+            value = ", ".join(value)
+        elif key == "gpus":
+            value = "; ".join(", ".join(f"{k}: {v}" for k, v in gpu.items())
+                              for gpu in value) or "none"
+        lines.append(f"{key:17} {value}")
+    return "\n".join(lines)
+
+
+def export_notes(check, quantize=None):
+    """`kerasdl export`'s lines for stderr: how the artifact was checked, its size and,
+    quantized, its size and test metrics beside the float model's."""
+    quantized = check.get("quantization")
+    if not quantized:
+        return [f"Checked in {check['runtime']} on {check['examples']} test inputs: largest "
+                f"difference {check['max_abs_diff']:.3g} (tolerance atol {check['atol']}, "
+                f"rtol {check['rtol']}): passed; {check['bytes']:,} bytes"]
+    lines = [f"Quantized {quantize}: {check['bytes']:,} bytes, "
+             f"{quantized['size_ratio']:.2f}x the float model's "
+             f"{quantized['float_bytes']:,}; largest difference from Keras on "
+             f"{check['examples']} test inputs {check['max_abs_diff']:.3g}"]
+    if "int8_layers" in quantized:
+        lines.append(f"Keras quantized {len(quantized['int8_layers'])} layer(s) to int8: "
+                     f"{', '.join(quantized['int8_layers']) or 'none'} (it covers Dense, "
+                     "EinsumDense and Embedding only)")
+    if quantized["metrics"]:
+        shared = [k for k in quantized["metrics"] if k in quantized["float_metrics"]
+                  and isinstance(quantized["metrics"][k], float)]
+        lines.append("Test split: " + ", ".join(
+            f"{k} {quantized['metrics'][k]:.4f} (float {quantized['float_metrics'][k]:.4f})"
+            for k in shared))
+    else:
+        lines.append("Test metrics: not measured (the recipe scores itself in its own "
+                     "test_step).")
+    return lines
