@@ -203,6 +203,7 @@ skip_bad_files_option = click.option("--skip-bad-files", is_flag=True, default=N
                                      help="Leave out image files that cannot be decoded "
                                      "(counted on stderr) instead of stopping with the list "
                                      "of them.")
+target_option = click.option("--target", help="Column to predict in a CSV file.")
 set_option = click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
                           help="Pin a hyperparameter of the search space; repeatable.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -223,7 +224,7 @@ def _data_options(command):
     for option in reversed([
         click.option("--data", help=f"Embedded data set ({', '.join(registry.data_sets())}), "
                      "tfds:NAME, a CSV file or an image folder (one sub-folder per class)."),
-        click.option("--target", help="Column to predict in a CSV file."),
+        target_option,
         click.option("--data-dir", type=click.Path(file_okay=False),
                      help="Folder of TensorFlow Datasets data (for tfds:NAME)."),
         skip_bad_files_option,
@@ -365,7 +366,7 @@ def show(recipe, params, as_json):
 @click.option("--steps", type=click.IntRange(1, 1000), default=2, show_default=True,
               help="Training steps run on the default model.")
 @click.option("--data", help="Data to check on instead of the recipe's default data.")
-@click.option("--target", help="Column to predict in a CSV file.")
+@target_option
 @json_option
 def check(recipe, steps, data, target, as_json):
     """Check that a recipe (a name or a .py file) keeps the recipe contract.
