@@ -384,6 +384,12 @@ def workers_role(workers, recipe, strategy=None, resume=None, output=None):
     return "launcher"
 
 
+def worker_labels(workers):
+    """How a one-line report names each local worker: `worker 1 of 2`, worker 0 the chief."""
+    return {f"worker{index}": f"worker {index} of {workers}"
+            + (" (the chief)" if index == 0 else "") for index in range(workers)}
+
+
 def launch(argv, workers):
     """Runs `kerasdl` with `argv` as `workers` local processes of one multi-worker cluster.
 
@@ -408,7 +414,7 @@ def launch(argv, workers):
         children.append(supervisor.Child(
             f"worker{index}", [sys.executable, "-m", "kerasdl", *argv], env=env,
             log=logs / f"worker{index}.log" if index else None, echo=not index,
-            label=f"worker {index} of {workers}" + (" (the chief)" if index == 0 else "")))
+            label=worker_labels(workers)[f"worker{index}"]))
     try:
         return supervisor.launch(children)
     finally:
