@@ -210,6 +210,24 @@ def scores_itself(model):
         or not model.get_compile_config().get("loss")
 
 
+def score(run, artifact_run=None, **options):
+    """`kerasdl evaluate`: scores a run or model file, or an exported artifact in its runtime.
+
+    `run` is an artifact when `artifact_run` names its run, or when it is a .tflite or
+    .onnx file or a SavedModel folder (`evaluate_artifact`); otherwise a run folder or
+    model file (`kerasdl.evaluation.evaluate`). `options` are theirs.
+
+    Returns:
+        The metrics dict.
+    """
+    if artifact_run or Path(run).suffix in (".tflite", ".onnx") \
+            or (Path(run) / "saved_model.pb").is_file():
+        return evaluate_artifact(run, artifact_run, **options)
+    from kerasdl.evaluation import evaluate
+
+    return evaluate(run, **options)
+
+
 def evaluate_artifact(artifact, run=None, data=None, target=None, data_dir=None, split=None,
                       batch_size=None, unsafe=False, skip_bad_files=None, sep=None):
     """Scores an exported artifact, in its own runtime, with its run's loss and metrics.

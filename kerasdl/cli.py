@@ -617,27 +617,18 @@ def evaluate(run, data, target, data_dir, skip_bad_files, split, batch_size, art
     Given an exported artifact (.tflite, .onnx, a SavedModel folder, or a .keras file
     with --run), score it in its own runtime on its run's test split.
     """
+    from kerasdl import settings
     from kerasdl import tables
 
     _existing(run, "Run folder, model file or artifact")
     _existing(artifact_run, "Run folder")
-    from kerasdl import settings
-
     sep = settings.check_scoring_data(artifact_run or run, data, target, sep)
     _start_tensorflow()
-    from kerasdl.evaluation import evaluate as evaluate_run
+    from kerasdl.artifacts import score
 
-    if artifact_run or Path(run).suffix in (".tflite", ".onnx") \
-            or (Path(run) / "saved_model.pb").is_file():
-        from kerasdl.artifacts import evaluate_artifact
-
-        metrics = evaluate_artifact(run, artifact_run, data=data, target=target,
-                                    data_dir=data_dir, split=split, batch_size=batch_size,
-                                    unsafe=unsafe, skip_bad_files=skip_bad_files, sep=sep)
-    else:
-        metrics = evaluate_run(run, data=data, target=target, data_dir=data_dir, split=split,
-                               batch_size=batch_size, unsafe=unsafe,
-                               skip_bad_files=skip_bad_files, sep=sep)
+    metrics = score(run, artifact_run, data=data, target=target, data_dir=data_dir,
+                    split=split, batch_size=batch_size, unsafe=unsafe,
+                    skip_bad_files=skip_bad_files, sep=sep)
     _result(tables.metrics(metrics, as_json))
 
 
