@@ -322,21 +322,11 @@ def list_command(runs_root, as_json):
     _result(tables.recipes(as_json))
 
 
-def _read_json(path):
-    """Reads a JSON file kerasdl wrote, naming it when it is damaged."""
-    from kerasdl.runs import read_json
-
-    return read_json(path)
-
-
 def _print_run(run_dir, as_json):
     """Prints a finished run: its path, or with `--json` its path and metrics."""
-    if not as_json:
-        _result(str(run_dir))
-        return
-    metrics_path = Path(run_dir) / "metrics.json"
-    metrics = _read_json(metrics_path) if metrics_path.is_file() else {}
-    _result(json.dumps({"run": str(run_dir), "metrics": metrics}, indent=2))
+    from kerasdl import tables
+
+    _result(tables.run_result(run_dir) if as_json else str(run_dir))
 
 
 @cli.command()

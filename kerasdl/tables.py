@@ -220,6 +220,15 @@ def bench(recipe_name, figures, as_json=False):
     return table(rows, ("RECIPE " + recipe_name, ""))
 
 
+def run_result(run_dir):
+    """`kerasdl train --json`: the run's path and its metrics.json (empty without one)."""
+    from kerasdl.runs import read_json
+
+    metrics = Path(run_dir) / "metrics.json"
+    return json.dumps({"run": str(run_dir),
+                       "metrics": read_json(metrics) if metrics.is_file() else {}}, indent=2)
+
+
 def search_result(directory):
     """`kerasdl tune --json`: the search directory, best hyperparameters and best run."""
     from kerasdl.runs import read_json
