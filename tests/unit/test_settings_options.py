@@ -101,3 +101,27 @@ def test_resume_takes_no_recipe_or_settings(recipe, given, named):
 def test_resume_takes_device_options():
     settings.check_resume(None, _options(device="cpu", jit=False, strategy="default",
                                          mixed_precision=True, steps_per_execution=4))
+
+
+def test_a_predict_input_is_checked_before_tensorflow(tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("id|x|y\n1|0.5|1\n")
+    model = tmp_path / "model.keras"  # a model file: no run's columns to hold it against
+    # The separator is normalised and returned; an ID column must be one of the header's.
+    assert settings.check_run_input(model, rows, "pipe", id_column="id") == "|"
+    with pytest.raises(UsageError, match="`--id-column` 'name' is not a column.*id, x, y"):
+        settings.check_run_input(model, rows, "|", id_column="name")
+    # A header that reads as one column under the default separator names the right one.
+    with pytest.raises(UsageError, match="'|'"):
+        settings.check_run_input(model, rows, None, target="y")
+    # --sep and --id-column are for CSV files, not an image folder.
+    with pytest.raises(UsageError, match="`--sep` says how to read a CSV file"):
+        settings.check_run_input(model, tmp_path, ";")
+    with pytest.raises(UsageError, match="is a folder"):
+        settings.check_run_input(model, tmp_path, id_column="id")
+
+
+def test_evaluate_takes_sep_only_with_data(tmp_path):
+    with pytest.raises(UsageError, match="Give --data FILE.csv"):
+        settings.check_scoring_data(tmp_path, None, None, ";")
+    assert settings.check_scoring_data(tmp_path) is None
