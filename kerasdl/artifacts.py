@@ -17,6 +17,34 @@ from kerasdl import runs
 from kerasdl.errors import RunError
 from kerasdl.errors import UsageError
 
+# What an export's --output must end with, per format (saved_model: a folder, no suffix).
+EXPORT_SUFFIXES = {"keras": ".keras", "tflite": ".tflite", "onnx": ".onnx",
+                   "base": ".weights.h5", "saved_model": ""}
+
+
+def check_export_output(output, fmt, force=False):
+    """`kerasdl export`'s `--output` for format `fmt`, before TensorFlow starts (exit 2).
+
+    Raises:
+        UsageError: for a suffix that is not the format's, or an existing `output`
+            without `force`.
+    """
+    if not output:
+        return
+    name = Path(output).name
+    wanted = EXPORT_SUFFIXES[fmt]
+    known = [suffix for suffix in EXPORT_SUFFIXES.values() if suffix and name.endswith(suffix)]
+    if wanted and not name.endswith(wanted):
+        raise UsageError(f"`--output` for --format {fmt} must end with {wanted}. "
+                         f"Received: --output {output}")
+    if not wanted and known:
+        formats = [name for name, suffix in EXPORT_SUFFIXES.items() if suffix == known[-1]]
+        raise UsageError(f"`--output` for --format saved_model is a folder, not a {known[-1]} "
+                         f"file. Received: --output {output} (for that file give --format "
+                         f"{formats[0]})")
+    if Path(output).exists() and not force:
+        raise UsageError(f"{output!r} exists; pass --force to replace it.")
+
 KINDS = "a run folder, a .keras file, a SavedModel folder, a .tflite or an .onnx file"
 EXTRA = "pip install 'kerasdl[export]' (ai-edge-litert, onnxruntime, tf2onnx)"
 
@@ -180,6 +208,24 @@ def scores_itself(model):
 
     return type(model).test_step is not keras.Model.test_step or not model.compiled \
         or not model.get_compile_config().get("loss")
+
+
+def score(run, artifact_run=None, **options):
+    """`kerasdl evaluate`: scores a run or model file, or an exported artifact in its runtime.
+
+    `run` is an artifact when `artifact_run` names its run, or when it is a .tflite or
+    .onnx file or a SavedModel folder (`evaluate_artifact`); otherwise a run folder or
+    model file (`kerasdl.evaluation.evaluate`). `options` are theirs.
+
+    Returns:
+        The metrics dict.
+    """
+    if artifact_run or Path(run).suffix in (".tflite", ".onnx") \
+            or (Path(run) / "saved_model.pb").is_file():
+        return evaluate_artifact(run, artifact_run, **options)
+    from kerasdl.evaluation import evaluate
+
+    return evaluate(run, **options)
 
 
 def evaluate_artifact(artifact, run=None, data=None, target=None, data_dir=None, split=None,

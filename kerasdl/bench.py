@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from kerasdl import devices
 from kerasdl.registry import load_recipe
+from kerasdl.registry import pretrained_of
 from kerasdl.session import build
 from kerasdl.session import load_splits
 
@@ -82,6 +83,8 @@ def bench(recipe_name, settings, steps=50, repeats=3):
     other work on the machine).
     """
     recipe = load_recipe(recipe_name)
+    if pretrained_of(recipe) and settings.get("weights") == "imagenet":
+        settings = {**settings, "weights": "none"}  # speed does not depend on the weights' values
     splits = load_splits(recipe, settings)
     strategy, accelerator = devices.configure(settings)
     try:

@@ -180,6 +180,43 @@ def parse_vary(assignments, recipe_name):
     return variants
 
 
+def plan(recipe_name=None, vary=(), preset=None):
+    """What `kerasdl compare` compares: a `--preset`'s, or `--vary`'s variants of a recipe.
+
+    Args:
+        recipe_name: the recipe (a name or a .py file); with a preset, its own or None.
+        vary: `NAME=V1,V2,...` strings (see `parse_vary`).
+        preset: a name of `PRESETS`.
+
+    Returns:
+        `(recipe_name, defaults, variants, gradients)`: the recipe, its `DEFAULTS` as the
+        preset changes them, the variants, and whether the preset records gradient norms.
+
+    Raises:
+        UsageError: for a recipe other than the preset's, both `vary` and a preset, or
+            neither.
+    """
+    chosen = PRESETS[preset] if preset else None
+    if chosen is not None:
+        if recipe_name and recipe_name != chosen.recipe:
+            raise UsageError(f"Preset {preset!r} compares the {chosen.recipe} recipe; "
+                             f"received {recipe_name!r}.")
+        if vary:
+            raise UsageError("`--preset` brings its own variants; give --vary or --preset.")
+        recipe_name = chosen.recipe
+    if not recipe_name:
+        raise UsageError("Give a RECIPE and --vary NAME=V1,V2,..., or --preset NAME.")
+    defaults = registry.contract_info(recipe_name)["defaults"]
+    if chosen is not None:
+        defaults = {**defaults, "data": chosen.data or defaults.get("data"),
+                    "epochs": chosen.epochs or defaults.get("epochs"),
+                    **chosen.extra_settings, "set": dict(chosen.pinned)}
+        return recipe_name, defaults, chosen.variants, chosen.gradients
+    if not vary:
+        raise UsageError("`compare` needs --vary NAME=V1,V2,... or --preset NAME.")
+    return recipe_name, defaults, parse_vary(vary, recipe_name), False
+
+
 def _safe_label(label):
     return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in label)
 

@@ -405,6 +405,46 @@ def _free_port():
         return sock.getsockname()[1]
 
 
+def workers_role(workers, recipe, strategy=None, resume=None, output=None):
+    """This process's part in `kerasdl train --workers N` (N > 1), checked before TensorFlow.
+
+    Returns:
+        "worker" for a process the launcher started (it trains with `--strategy
+        multiworker`), "launcher" for the command a user ran with a recipe, None without
+        one (the command then asks for it).
+
+    Raises:
+        UsageError: with `--resume`, another strategy, a recipe with its own `fit`, or an
+            `--output` that is not new or empty.
+    """
+    from kerasdl import registry
+
+    if resume:
+        raise UsageError("`--resume` does not take `--workers`: a multi-worker run "
+                         "cannot be resumed; train it again.")
+    if strategy not in (None, "auto", "multiworker"):
+        raise UsageError(f"`--workers {workers}` trains with `--strategy multiworker`. "
+                         f"Received: --strategy {strategy}")
+    if os.environ.get("KERASDL_WORKER"):  # a worker `--workers` started
+        return "worker"
+    if not recipe:
+        return None
+    if registry.contract_info(recipe)["has_fit"]:
+        raise UsageError(f"`--workers` trains recipes that use `model.fit`; {recipe} "
+                         "has its own `fit`. Train it without `--workers`.")
+    if output:
+        from kerasdl.runs import check_output
+
+        check_output(output)
+    return "launcher"
+
+
+def worker_labels(workers):
+    """How a one-line report names each local worker: `worker 1 of 2`, worker 0 the chief."""
+    return {f"worker{index}": f"worker {index} of {workers}"
+            + (" (the chief)" if index == 0 else "") for index in range(workers)}
+
+
 def launch(argv, workers):
     """Runs `kerasdl` with `argv` as `workers` local processes of one multi-worker cluster.
 
@@ -420,49 +460,17 @@ def launch(argv, workers):
 
     addresses = [f"127.0.0.1:{_free_port()}" for _ in range(workers)]
     logs = supervisor.temporary_folder("kerasdl-workers-")
-    watch = supervisor.Supervisor()
+    children = []
+    for index in range(workers):
+        env = {**os.environ, "KERASDL_WORKER": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
+               "TF_CONFIG": json.dumps({"cluster": {"worker": addresses},
+                                        "task": {"type": "worker", "index": index}})}
+        env.setdefault("TF_NUM_INTEROP_THREADS", "1")  # the workers share the cores
+        children.append(supervisor.Child(
+            f"worker{index}", [sys.executable, "-m", "kerasdl", *argv], env=env,
+            log=logs / f"worker{index}.log" if index else None, echo=not index,
+            label=worker_labels(workers)[f"worker{index}"]))
     try:
-        with supervisor.forward_signals():
-            for index in range(workers):
-                env = {**os.environ, "KERASDL_WORKER": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
-                       "TF_CONFIG": json.dumps({"cluster": {"worker": addresses},
-                                                "task": {"type": "worker", "index": index}})}
-                env.setdefault("TF_NUM_INTEROP_THREADS", "1")  # the workers share the cores
-                watch.spawn(f"worker{index}", [sys.executable, "-m", "kerasdl", *argv], env=env,
-                            log=logs / f"worker{index}.log" if index else None, echo=not index)
-            running = workers
-            while running:
-                ended = watch.exited()
-                running -= len(ended)
-                failed = [(name, code) for name, code in ended if code]
-                if failed:
-                    # A killed worker makes the others fail too ("Collective ops is
-                    # aborted"): wait for them, then name the cause, not its echoes.
-                    failed += [(name, code) for name, code in watch.settle() if code]
-                    return _report_failure(watch, failed, workers)
-                time.sleep(0.2)
-        return 0
+        return supervisor.launch(children)
     finally:
-        watch.stop()
-        watch.release("worker0")
         shutil.rmtree(logs, ignore_errors=True)
-
-
-def _report_failure(watch, failed, workers):
-    """Names the worker whose end stopped the cluster in one line; returns the exit code.
-
-    A worker killed from outside (SIGKILL, SIGTERM, SIGINT, SIGHUP: the OOM killer, a
-    user) is the cause over one that exited with an error or aborted; among equals, the
-    first seen to end. The chief's own `Error:` line stands when it is the cause.
-    """
-    external = {-signal.SIGKILL, -signal.SIGTERM, -signal.SIGINT, -signal.SIGHUP}
-    name, code = min(failed, key=lambda item: (item[1] not in external, failed.index(item)))
-    index = int(name[len("worker"):])
-    label = f"worker {index} of {workers}" + (" (the chief)" if index == 0 else "")
-    line = watch.report(name, code, label)
-    watch.stop()
-    if index == 0 and code > 0 and "last error line: Error:" in line:
-        return code  # the chief's own one-line error is shown when `finally` releases it
-    watch.release("worker0", show=False)
-    print(f"Error: {line}", file=sys.stderr)
-    return 1

@@ -116,6 +116,47 @@ def recipe_name(recipe):
     return Path(str(recipe)).stem if is_file_reference(recipe) else recipe
 
 
+def copy_recipe(name, dest, force=False):
+    """Copies shipped recipe `name`'s file to `dest`: a .py file name, or a folder (created).
+
+    A `dest` that is not a .py file is a folder: the file is `dest/NAME.py`. The file is
+    written atomically and never through a symbolic link or outside its folder.
+
+    Returns:
+        The `Path` written.
+
+    Raises:
+        UsageError: for a path instead of a name, a file `dest` without .py, or an
+            existing file without `force`.
+        KerasdlError: for a target that is a link, a folder, or resolves elsewhere.
+    """
+    from kerasdl.errors import KerasdlError
+    from kerasdl.errors import UsageError
+    from kerasdl.runs import write_text
+
+    if is_file_reference(name):
+        raise UsageError(f"`copy` copies a shipped recipe by name ({', '.join(list_recipes())}); "
+                         f"{name!r} is a path, not a name (a file of your own: copy it with "
+                         "your shell).")
+    source = recipe_source(name)  # a packaged recipe's name, never a path
+    target = Path(dest)
+    if target.is_dir() or str(dest).endswith(("/", os.sep)) or target.suffix != ".py":
+        if target.exists() and not target.is_dir():
+            raise UsageError(f"{str(dest)!r} is a file without a .py suffix; give a folder or "
+                             "a .py file name.")
+        target = target / f"{name}.py"
+    if target.is_symlink():
+        raise KerasdlError(f"{str(target)!r} is a symbolic link; refusing to write through it.")
+    if target.parent.exists() and target.parent.resolve() != target.resolve().parent:
+        raise KerasdlError(f"{str(target)!r} resolves outside {str(target.parent)!r}; refusing.")
+    if target.exists() and not force:
+        raise UsageError(f"{str(target)!r} exists; pass --force to overwrite it.")
+    if target.is_dir():
+        raise KerasdlError(f"{str(target)!r} is a folder; give a file name or another folder.")
+    write_text(target, source)
+    return target
+
+
 def recipe_source(name):
     """Returns the source text of recipe `name` (a name or a file path)."""
     return recipe_path(name).read_text(encoding="utf-8")

@@ -99,6 +99,12 @@ def write_text(path, text):
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
+def run_spec(run):
+    """The spec in a run folder's config.json; {} for a model file or a folder without one."""
+    config = Path(run) / "config.json"
+    return (read_json(config).get("spec") or {}) if config.is_file() else {}
+
+
 # What every config.json of a run holds; a file without them is damaged.
 RUN_KEYS = ("recipe", "settings")
 RUN_HINT = ("the run cannot be evaluated or resumed without it: restore the file from a "

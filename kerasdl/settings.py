@@ -111,6 +111,87 @@ def resolve(defaults, config=None, cli=None):
     return check(settings)
 
 
+# The options the commands share (`kerasdl.cli`'s shared decorators), by setting:
+# each is None when not given; the repeatable ones arrive as tuples.
+OPTION_SETTINGS = ("data", "target", "data_dir", "skip_bad_files", "image_size", "classes",
+                   "train_examples", "weights", "epochs", "batch_size", "seed", "sep",
+                   "time_column", "device", "mixed_precision", "jit", "steps_per_execution",
+                   "strategy", "output")
+REPEATABLE_OPTIONS = ("drop", "categorical", "numeric", "exclude_classes")
+# Options that are not settings themselves: `--set` pairs and the `--config` file.
+OTHER_OPTIONS = ("assignments", "config_file")
+
+
+DEVICE_OPTIONS = ("device", "mixed_precision", "jit", "steps_per_execution", "strategy")
+
+
+def check_resume(recipe, options):
+    """Refuses a recipe or settings given with `train --resume` (exit 2).
+
+    The run's config.json holds its settings; device options may still be given. A
+    flag left off (False, None) or an option not repeated (an empty tuple) is not given.
+
+    Raises:
+        UsageError: naming the options given.
+    """
+    given = [name for name, value in options.items() if name not in DEVICE_OPTIONS
+             and not (value is None or value is False or value == ())]
+    if recipe or given:
+        received = ", ".join(["RECIPE"] * bool(recipe)
+                             + [f"--{OPTION_FLAGS.get(name, name).replace('_', '-')}"
+                                for name in given])
+        raise UsageError("`--resume RUN_DIR` takes no recipe or settings: the run's "
+                         f"config.json holds them. Received: {received}")
+
+
+# The flags of the options whose Click name is not their flag's.
+OPTION_FLAGS = {"assignments": "set", "config_file": "config", "exclude_classes": "exclude_class"}
+
+
+def from_options(defaults, options, command="train", info=None):
+    """Turns a command's shared option values into its checked settings.
+
+    The one way from the command line to settings: `defaults` < the `--config` file <
+    the options given, then the values and the data are checked (`check`, `check_data`)
+    before TensorFlow starts.
+
+    Args:
+        defaults: the recipe's `DEFAULTS` (or a preset's changes of them).
+        options: option values by their Click names: those of `OPTION_SETTINGS`,
+            `REPEATABLE_OPTIONS` and `OTHER_OPTIONS`; any may be left out.
+        command: the command's name: `--strategy multiworker` is for `train` only.
+        info: the recipe's `registry.contract_info`: its search space checks `--set`.
+
+    Returns:
+        The settings dict, as `resolve` gives it.
+
+    Raises:
+        UsageError: for a bad value or data, or multiworker outside `train`.
+        TypeError: for an option name none of the lists holds (a programming error).
+    """
+    from kerasdl import hparams
+
+    unknown = sorted(set(options) - set(OPTION_SETTINGS + REPEATABLE_OPTIONS + OTHER_OPTIONS))
+    if unknown:
+        raise TypeError(f"Not a settings option: {', '.join(unknown)}")
+    if options.get("strategy") == "multiworker" and command != "train":
+        raise UsageError(f"`--strategy multiworker` is for `kerasdl train`, not `kerasdl "
+                         f"{command}`. Valid here: auto, default or mirrored"
+                         + (" (and `--workers N`, Keras Tuner's parallel trials)."
+                            if command == "tune" else "."))
+    config = read_config(options["config_file"]) if options.get("config_file") else {}
+    given = {name: options.get(name) for name in OPTION_SETTINGS}
+    given.update({name: list(options.get(name) or ()) or None for name in REPEATABLE_OPTIONS})
+    given["set"] = hparams.parse_assignments(options.get("assignments") or ())
+    resolved = resolve(defaults, config, given)
+    check_data(resolved, info)
+    if resolved.get("output"):  # a run directory: new or empty, before TensorFlow starts
+        from kerasdl.runs import check_output
+
+        check_output(resolved["output"])
+    return resolved
+
+
 def _positive_int(settings, key):
     value = settings.get(key)
     if value is None:
@@ -261,6 +342,76 @@ def check_csv_input(path, sep, columns_wanted=(), what="the run's"):
         needs = f"; {what} columns are {shown}" if wanted else ""
         raise UsageError(f"{str(path)!r} read with the separator {sep or ','!r} has the one "
                          f"column {columns[0]!r}{hint}{needs}.")
+
+
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+
+
+def check_run_input(run, input_path, sep=None, target=None, id_column=None):
+    """A CSV input against run `run`'s columns, before TensorFlow starts (exit 2).
+
+    `sep` must go with a CSV file, and a header that reads as one column under it
+    (None: the run's recorded separator) is refused with the `--sep` to pass.
+    `id_column` must be one of the input's columns.
+
+    Returns:
+        `sep`, normalised (`normalise_sep`).
+
+    Raises:
+        UsageError: naming the input and what would be valid.
+    """
+    from kerasdl.runs import run_spec
+
+    sep = normalise_sep(sep)
+    path = Path(input_path)
+    if "://" in str(input_path) or not path.exists():
+        pass  # the loader names what is wrong with it
+    elif not (path.is_file() and path.suffix.lower() in CSV_SUFFIXES):
+        if sep is not None:
+            raise UsageError(f"`--sep` says how to read a CSV file, but {str(input_path)!r} "
+                             f"is {'a folder' if path.is_dir() else 'not a .csv file'}. "
+                             "Leave --sep out.")
+    else:
+        spec = run_spec(run) if Path(run).is_dir() else {}
+        wanted = []
+        if spec.get("columns") or spec.get("feature_names"):
+            from kerasdl.data.tabular import schema_columns
+
+            wanted = list(schema_columns(spec))
+        target = target or spec.get("target")
+        if target is not None and str(target) not in wanted:
+            wanted.append(str(target))
+        check_csv_input(path, sep or (spec.get("csv") or {}).get("sep"), wanted)
+    if id_column is not None:
+        if not path.is_file():
+            raise UsageError("`--id-column` names a column of a CSV file; "
+                             f"{str(input_path)!r} is a folder.")
+        spec = run_spec(run)
+        columns = csv_header(input_path, sep or (spec.get("csv") or {}).get("sep"))
+        if columns is not None and id_column not in columns:
+            raise UsageError(f"`--id-column` {id_column!r} is not a column of "
+                             f"{str(input_path)!r}. Columns: {', '.join(columns)}")
+    return sep
+
+
+def check_scoring_data(run, data=None, target=None, sep=None):
+    """`evaluate`'s `--data`, `--target` and `--sep` against run `run`, before TensorFlow.
+
+    Returns:
+        `sep`, normalised.
+
+    Raises:
+        UsageError: for bad data, or `sep` without a CSV file to read.
+    """
+    if data is None:
+        if sep is not None:
+            raise UsageError("`--sep` says how to read a CSV file given with --data; the "
+                             "run's own data is read the way it was in training. Give --data "
+                             "FILE.csv, or leave --sep out.")
+        return None
+    sep = normalise_sep(sep)
+    check_data({"data": data, "target": target, "sep": sep})
+    return check_run_input(run, data, sep, target)
 
 
 def _separator_hint(columns, sep):

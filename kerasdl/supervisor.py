@@ -1,6 +1,8 @@
 """One supervisor for the local processes of `train --workers` and `tune --workers`.
 
-The launcher starts every process through `Supervisor.spawn` and nothing outlives it:
+`launch` is the one launcher of both: it starts the named children, watches them,
+and returns an exit code (or what the command's policy returns). Every process is
+started through `Supervisor.spawn` and nothing outlives the launcher:
 - SIGTERM and SIGINT of the launcher are forwarded (`forward_signals`): each child is
   asked to stop (SIGTERM), then killed if it has not ended within a grace period;
 - SIGKILL of the launcher cannot be caught, so each child watches its parent
@@ -13,6 +15,7 @@ The launcher starts every process through `Supervisor.spawn` and nothing outlive
 import collections
 import contextlib
 import ctypes
+import dataclasses
 import os
 import re
 import shutil
@@ -121,6 +124,7 @@ class Supervisor:
         self._threads = []
         self._quiet = threading.Event()  # set while stopping: the children's last words
         self._held = {}  # name -> the `Error:` lines of an echoed child, not yet shown
+        self._specs = {}  # name -> how it was started, for `respawn`
 
     def spawn(self, name, argv, env=None, log=None, echo=False):
         """Starts `argv` as the process `name`.
@@ -132,6 +136,7 @@ class Supervisor:
                 Its `Error:` lines are held back until `release(name)`: when another
                 process's death caused them, the launcher shows that cause instead.
         """
+        self._specs[name] = (argv, env, log, echo)
         env = {**(env or os.environ), PARENT_ENV: str(os.getpid())}
         if log is not None:
             with open(log, "a") as output:
@@ -150,6 +155,11 @@ class Supervisor:
             process = subprocess.Popen(argv, env=env)
         self.processes[name] = process
         return process
+
+    def respawn(self, name):
+        """Starts process `name` again as it was started before (its log is appended)."""
+        argv, env, log, echo = self._specs[name]
+        return self.spawn(name, argv, env=env, log=log, echo=echo)
 
     def _pass_through(self, stream, tail, held):
         for raw in iter(stream.readline, b""):
@@ -246,3 +256,108 @@ def temporary_folder(prefix):
             if not pid_alive(int(match.group(1))):
                 shutil.rmtree(folder, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+
+
+@dataclasses.dataclass
+class Child:
+    """A process for `launch` to start.
+
+    Attributes:
+        name: its name in reports (`worker0`, `chief`).
+        argv: its command line.
+        env: its environment (default: this process's).
+        log: a file for its stdout and stderr; None with `echo`.
+        echo: pass its stderr through and give it this command's stdout (one child).
+        label: how a one-line report names it (default: `name`).
+        delay: seconds to wait after starting it before starting the next.
+    """
+
+    name: str
+    argv: list
+    env: dict = None
+    log: Path = None
+    echo: bool = False
+    label: str = None
+    delay: float = 0.0
+
+
+def launch(children, watch_over=None, poll=0.2, settle=3.0):
+    """Runs `children` as processes that live and die with this one; returns the exit code.
+
+    SIGTERM and SIGINT are forwarded (`Interrupted`, exit 130); every child still
+    running when the launch ends is stopped, and the held `Error:` lines of an echoed
+    child are shown then.
+
+    Args:
+        children: `Child`s, started in order.
+        watch_over: called every `poll` seconds as `watch_over(watch, ended)` with the
+            `Supervisor` and the `(name, return code)` of the children that ended since
+            the last call; it may start children again (`watch.respawn`), and returns
+            None to go on or the value to end the launch with. Default: the first child
+            that fails ends the launch (`report_failure`).
+        poll: seconds between two looks.
+        settle: with the default policy, seconds the others are given to end after a
+            failure, so that the cause is named rather than its echoes.
+
+    Returns:
+        What `watch_over` returned, or 0 once every child has ended.
+    """
+    watch = Supervisor()
+    labels = {child.name: child.label or child.name for child in children}
+    watch_over = watch_over or (
+        lambda watch, ended: stop_at_failure(watch, ended, labels, settle))
+    try:
+        with forward_signals():
+            for child in children:
+                watch.spawn(child.name, child.argv, env=child.env, log=child.log,
+                            echo=child.echo)
+                if child.delay:
+                    time.sleep(child.delay)
+            while True:
+                outcome = watch_over(watch, watch.exited())
+                if outcome is not None:
+                    return outcome
+                if not watch.processes:
+                    return 0
+                time.sleep(poll)
+    finally:
+        watch.stop()
+        for child in children:
+            if child.echo:
+                watch.release(child.name)
+
+
+def stop_at_failure(watch, ended, labels=None, settle=3.0):
+    """`launch`'s default policy: a child that fails ends the launch (`report_failure`).
+
+    A killed process makes its peers fail too (a multi-worker cluster's "Collective ops
+    is aborted"): they are given a moment to end, then the cause is named, not its echoes.
+    """
+    failed = [(name, code) for name, code in ended if code]
+    if not failed:
+        return None
+    failed += [(name, code) for name, code in watch.settle(settle) if code]
+    return report_failure(watch, failed, labels)
+
+
+_EXTERNAL = {-signal.SIGKILL, -signal.SIGTERM, -signal.SIGINT, -signal.SIGHUP}
+
+
+def report_failure(watch, failed, labels=None):
+    """Names the process whose end stopped the others in one line; returns the exit code.
+
+    A process killed from outside (SIGKILL, SIGTERM, SIGINT, SIGHUP: the OOM killer, a
+    user) is the cause over one that exited with an error or aborted; among equals, the
+    first seen to end. An echoed process's own `Error:` line stands when it is the
+    cause (its exit code is returned); otherwise every held line is dropped and the
+    one line is printed (exit code 1).
+    """
+    name, code = min(failed, key=lambda item: (item[1] not in _EXTERNAL, failed.index(item)))
+    line = watch.report(name, code, (labels or {}).get(name))
+    watch.stop()
+    if name in watch._held and code > 0 and "last error line: Error:" in line:
+        return code  # its own one-line error is shown when the launch releases it
+    for echoed in watch._held:
+        watch.release(echoed, show=False)
+    print(f"Error: {line}", file=sys.stderr)
+    return 1

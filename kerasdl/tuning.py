@@ -759,62 +759,74 @@ def run_distributed(meta, workers, host="127.0.0.1", port=None, max_restarts=3, 
     directory = Path(meta["directory"])
     logs = directory / "logs"
     logs.mkdir(exist_ok=True)
-    watch = supervisor.Supervisor()
-    restarts = 0
-    try:
-        with supervisor.forward_signals():
-            watch.spawn("chief", _worker_argv(directory), env=_worker_env("chief", host, port),
-                        log=logs / "chief.log")
-            time.sleep(2.0)
-            for i in range(workers):
-                watch.spawn(f"worker{i}", _worker_argv(directory),
-                            env=_worker_env(f"worker{i}", host, port,
-                                            gpu=(i % gpus) if gpus else None),
-                            log=logs / f"worker{i}.log")
-            pending = workers
-            chief_done = False
-            while pending or not chief_done:
-                time.sleep(0.5)
-                for name, code in watch.exited():
-                    if name == "chief":
-                        if code != 0:
-                            watch.stop()
-                            raise RunError("The search stopped: "
-                                           f"{watch.report(name, code, 'the tuner chief')}.")
-                        chief_done = True  # every trial is recorded: the search is done
-                        workers_deadline = time.monotonic() + 60
-                    elif code == 0 or chief_done:
-                        pending -= 1
-                    elif restarts < max_restarts * workers:
-                        restarts += 1
-                        print(f"Worker {name} {supervisor.how_it_ended(code)}; restarting it.",
-                              file=sys.stderr)
-                        index = int(name[len("worker"):])
-                        watch.spawn(name, _worker_argv(directory),
-                                    env=_worker_env(name, host, port,
-                                                    gpu=(index % gpus) if gpus else None),
-                                    log=logs / f"{name}.log")
-                    else:
-                        watch.stop()
-                        raise RunError(f"The search stopped: {watch.report(name, code)} "
-                                       f"(after {restarts} restarts).")
-                if chief_done and pending and time.monotonic() > workers_deadline:
-                    print("The search is done; stopping workers that did not end within 60 s.",
-                          file=sys.stderr)
-                    break  # `finally` stops them
-                if not pending and not chief_done:
-                    # Every worker is done: the chief ends once its last trial is recorded.
-                    chief = watch.processes.get("chief")
-                    if chief is not None:
-                        try:
-                            chief.wait(timeout=60)
-                        except Exception:
-                            watch.stop()
-                            raise RunError("The tuner chief did not end within 60 s of its "
-                                           f"last worker; see {logs / 'chief.log'}.") from None
-    finally:
-        watch.stop()
-    return restarts
+
+    def child(name, gpu=None, delay=0.0):
+        return supervisor.Child(name, _worker_argv(directory),
+                                env=_worker_env(name, host, port, gpu=gpu),
+                                log=logs / f"{name}.log", delay=delay)
+
+    # The chief serves the oracle: the workers start once it is up.
+    children = [child("chief", delay=2.0)] + [
+        child(f"worker{i}", gpu=(i % gpus) if gpus else None) for i in range(workers)]
+    search = _SearchWatch(workers, max_restarts * workers, logs)
+    supervisor.launch(children, watch_over=search, poll=0.5)
+    return search.restarts
+
+
+class _SearchWatch:
+    """`run_distributed`'s policy for `supervisor.launch`: the chief and its workers.
+
+    A worker that dies is started again (at most `max_restarts` times in all); the
+    search is done when the chief ends with 0, and workers still running 60 s after
+    that are stopped. The chief failing, or a worker past its restarts, stops the
+    search with a `RunError` of one line.
+    """
+
+    def __init__(self, workers, max_restarts, logs):
+        self.pending = workers  # workers not yet ended for good
+        self.max_restarts = max_restarts
+        self.restarts = 0
+        self.logs = logs
+        self.chief_done = False
+        self.workers_deadline = None
+
+    def __call__(self, watch, ended):
+        from kerasdl import supervisor
+
+        for name, code in ended:
+            if name == "chief":
+                if code != 0:
+                    watch.stop()
+                    raise RunError("The search stopped: "
+                                   f"{watch.report(name, code, 'the tuner chief')}.")
+                self.chief_done = True  # every trial is recorded: the search is done
+                self.workers_deadline = time.monotonic() + 60
+            elif code == 0 or self.chief_done:
+                self.pending -= 1
+            elif self.restarts < self.max_restarts:
+                self.restarts += 1
+                print(f"Worker {name} {supervisor.how_it_ended(code)}; restarting it.",
+                      file=sys.stderr)
+                watch.respawn(name)
+            else:
+                watch.stop()
+                raise RunError(f"The search stopped: {watch.report(name, code)} "
+                               f"(after {self.restarts} restarts).")
+        if self.chief_done and self.pending and time.monotonic() > self.workers_deadline:
+            print("The search is done; stopping workers that did not end within 60 s.",
+                  file=sys.stderr)
+            return self.restarts  # the launcher stops them
+        if not self.pending and not self.chief_done:
+            # Every worker is done: the chief ends once its last trial is recorded.
+            chief = watch.processes.get("chief")
+            if chief is not None:
+                try:
+                    chief.wait(timeout=60)
+                except Exception:
+                    watch.stop()
+                    raise RunError("The tuner chief did not end within 60 s of its last "
+                                   f"worker; see {self.logs / 'chief.log'}.") from None
+        return None
 
 
 def results_frame(directory):

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from kerasdl.cli import _check_export_output
+from kerasdl.artifacts import check_export_output
 from kerasdl.errors import UsageError
 from tests.conftest import assert_one_line_error
 
@@ -64,7 +64,7 @@ def test_train_refuses_an_output_folder_that_holds_files(cli, tmp_path):
 ])
 def test_export_output_suffix_must_match_the_format(output, fmt, fragment):
     with pytest.raises(UsageError) as error:
-        _check_export_output(output, fmt)
+        check_export_output(output, fmt)
     assert fragment in str(error.value) and output in str(error.value)
 
 
@@ -73,7 +73,7 @@ def test_export_output_suffix_must_match_the_format(output, fmt, fragment):
     ("exported", "saved_model"), (None, "tflite"),
 ])
 def test_export_output_that_matches_is_accepted(output, fmt):
-    _check_export_output(output, fmt)
+    check_export_output(output, fmt)
 
 
 def test_export_suffix_mismatch_through_the_cli(cli, tmp_path):

@@ -111,7 +111,7 @@ def test_a_killed_worker_is_the_cause_not_the_chiefs_echo(capfd, chief_first):
     # The chief fails because its peer was killed: the one line names the killed peer,
     # and the chief's consequent `Error:` line is not shown, whichever is seen first.
     from kerasdl import supervisor
-    from kerasdl.distributed import _report_failure
+    from kerasdl.distributed import worker_labels
 
     watch = supervisor.Supervisor()
     chief = "import sys; print('Epoch 1/3', file=sys.stderr); " \
@@ -122,7 +122,7 @@ def test_a_killed_worker_is_the_cause_not_the_chiefs_echo(capfd, chief_first):
                     log=f"{folder}/worker1.log")
         ended = _ended(watch, 2)
         ended.sort(key=lambda item: item[0] != "worker0" if chief_first else item[0] == "worker0")
-        code = _report_failure(watch, ended, 2)
+        code = supervisor.report_failure(watch, ended, worker_labels(2))
         watch.release("worker0")
     err = capfd.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("Error:")]
@@ -133,13 +133,13 @@ def test_a_killed_worker_is_the_cause_not_the_chiefs_echo(capfd, chief_first):
 
 def test_the_chiefs_own_error_is_shown_once_when_it_is_the_cause(capfd):
     from kerasdl import supervisor
-    from kerasdl.distributed import _report_failure
+    from kerasdl.distributed import worker_labels
 
     watch = supervisor.Supervisor()
     chief = "import sys; print('Error: loss is NaN at epoch 2', file=sys.stderr); sys.exit(1)"
     watch.spawn("worker0", [sys.executable, "-c", chief], echo=True)
     watch.spawn("worker1", [sys.executable, "-c", "import sys, time; time.sleep(1); sys.exit(1)"])
-    code = _report_failure(watch, _ended(watch, 2), 2)
+    code = supervisor.report_failure(watch, _ended(watch, 2), worker_labels(2))
     watch.release("worker0")
     errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("Error:")]
     assert code == 1 and errors == ["Error: loss is NaN at epoch 2"]
