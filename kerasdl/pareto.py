@@ -68,7 +68,7 @@ def parse_objectives(texts):
         name, colon, direction = str(text).partition(":")
         name = name.strip()
         if colon and direction not in DIRECTIONS:
-            raise ObjectiveError(f"`--objective` takes NAME, NAME:min or NAME:max. "
+            raise ObjectiveError(f"`--objective` takes NAME or NAME:min or NAME:max. "
                                  f"Received: {text!r}")
         if not _METRIC_NAME.match(name):
             raise ObjectiveError(
@@ -139,3 +139,40 @@ def pareto_front(points, directions):
     return [point is not None
             and not any(dominates(other, point, directions) for other in candidates)
             for point in usable]
+
+
+def others(meta):
+    """The objectives of a search (its search.json) after the first, or []."""
+    return [dict(objective) for objective in meta.get("objectives", [])[1:]]
+
+
+def objective_columns(meta):
+    """`(column, direction)` of each objective of a search, the first first.
+
+    A further metric named like a hyperparameter is in results.csv's `metric_NAME`
+    column, as every such metric.
+    """
+    names = {param["name"] for param in meta["search_space"]}
+    pairs = [(meta["objective"]["name"], meta["objective"]["direction"])]
+    for objective in others(meta):
+        name = objective["name"]
+        if name not in COMPUTED and name in names:
+            name = f"metric_{name}"
+        pairs.append((column(name), objective["direction"]))
+    return pairs
+
+
+def front_frame(frame, meta):
+    """The trials of a results table marked `pareto`, best first by the first objective.
+
+    Columns: trial_id, status, each objective, the hyperparameters, best_epoch, epochs.
+    """
+    columns = [name for name, _ in objective_columns(meta)]
+    if "pareto" not in frame or not len(frame):
+        return frame.iloc[0:0]
+    front = frame[frame["pareto"].astype(str).str.lower() == "true"]
+    front = front.sort_values(columns[0], ascending=meta["objective"]["direction"] == "min",
+                              kind="stable")
+    keep = ["trial_id", "status", *columns, *(param["name"] for param in meta["search_space"]),
+            "best_epoch", "epochs"]
+    return front[[name for name in dict.fromkeys(keep) if name in front.columns]]
