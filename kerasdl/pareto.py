@@ -173,6 +173,8 @@ def front_frame(frame, meta):
     front = frame[frame["pareto"].astype(str).str.lower() == "true"]
     front = front.sort_values(columns[0], ascending=meta["objective"]["direction"] == "min",
                               kind="stable")
+    if "params" in front:
+        front = front.assign(params=front["params"].astype("Int64"))  # a count
     keep = ["trial_id", "status", *columns, *(param["name"] for param in meta["search_space"]),
             "best_epoch", "epochs"]
     return front[[name for name in dict.fromkeys(keep) if name in front.columns]]

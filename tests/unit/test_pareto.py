@@ -3,6 +3,9 @@
 import itertools
 import math
 import random
+import subprocess
+import sys
+import types
 
 import pytest
 
@@ -11,6 +14,7 @@ from kerasdl.pareto import column
 from kerasdl.pareto import dominates
 from kerasdl.pareto import pareto_front
 from kerasdl.pareto import parse_objectives
+from tests.conftest import assert_one_line_error
 
 
 def _brute_front(points, directions):
@@ -99,3 +103,26 @@ def test_parse_objectives_directions():
 def test_parse_objectives_refuses(texts, words):
     with pytest.raises(ObjectiveError, match=words):
         parse_objectives(texts)
+
+
+@pytest.mark.parametrize("objectives, fragments", [
+    (["val_accuracy", "params:fewest"], ["takes NAME or NAME:min or NAME:max",
+                                         "'params:fewest'"]),
+    (["val_accuracy", "params", "params:max"], ["`--objective params` is given twice"]),
+    (["latency", "val_accuracy"], ["The first `--objective` drives the search",
+                                   "give it after one"]),
+    (["val_accuracy", "speed?"], ["Unknown objective 'speed?'", "params or latency"]),
+])
+def test_tune_refuses_bad_objectives_before_tensorflow(tmp_path, objectives, fragments):
+    args = [arg for name in objectives for arg in ("--objective", name)]
+    code = ("import sys\nfrom kerasdl.cli import main\n"
+            f"sys.argv = ['kerasdl', 'tune', 'perceptron', *{args!r}, '--output', 's']\n"
+            "try:\n    main()\nexcept SystemExit as exit:\n"
+            "    print(exit.code, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.stdout.split() == ["2", "False", "False"], result.stderr
+    exited = types.SimpleNamespace(returncode=int(result.stdout.split()[0]),
+                                   stderr=result.stderr)
+    assert_one_line_error(exited, 2, *fragments)
+    assert not (tmp_path / "s").exists()
