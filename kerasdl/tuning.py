@@ -1049,9 +1049,11 @@ def _write_pareto(directory, frame, meta):
     lacking = finished[finished.reindex(columns=columns).isna().any(axis=1)]
     if len(lacking):
         gaps = [c for c in columns if c not in frame or finished[c].isna().any()]
-        print(f"Note: {len(lacking)} finished {'trials lack' if len(lacking) > 1 else 'trial lacks'} "
+        many = len(lacking) > 1
+        print(f"Note: {len(lacking)} finished {'trials lack' if many else 'trial lacks'} "
               f"{' or '.join(gaps)} (imported from a search that did not measure it, or not "
-              "a number) and are left out of the Pareto front.", file=sys.stderr)
+              f"a number) and {'are' if many else 'is'} left out of the Pareto front.",
+              file=sys.stderr)
 
 
 def _plain(value):
