@@ -450,8 +450,11 @@ def _show_search(directory, as_json, top=10):
         _result(f"\nHyperparameter importance: needs 3 finished trials with different "
                 f"{objective}.")
     if front is not None:
+        left_out, gaps = pareto.lacking(frame, meta)
         _result(f"\nPareto front of {len(done)} finished trials ("
-                + ", ".join(f"{c} {d}" for c, d in pareto.objective_columns(meta)) + "):")
+                + ", ".join(f"{c} {d}" for c, d in pareto.objective_columns(meta))
+                + (f"; {len(left_out)} without {' or '.join(gaps)} left out" if gaps else "")
+                + "):")
         rows = [[_format(row[c]) for c in front.columns] for _, row in front.iterrows()]
         _result(_table(rows, list(front.columns)) if rows else "(no finished trial has "
                 "every objective)")

@@ -163,14 +163,16 @@ def objective_columns(meta):
 
 
 def front_frame(frame, meta):
-    """The trials of a results table marked `pareto`, best first by the first objective.
+    """The finished trials of a results table marked `pareto` (not those `show` found
+    damaged since), best first by the first objective.
 
     Columns: trial_id, status, each objective, the hyperparameters, best_epoch, epochs.
     """
     columns = [name for name, _ in objective_columns(meta)]
     if "pareto" not in frame or not len(frame):
         return frame.iloc[0:0]
-    front = frame[frame["pareto"].astype(str).str.lower() == "true"]
+    front = frame[(frame["pareto"].astype(str).str.lower() == "true")
+                  & frame["status"].isin(["COMPLETED", "IMPORTED"])]
     front = front.sort_values(columns[0], ascending=meta["objective"]["direction"] == "min",
                               kind="stable")
     if "params" in front:
@@ -178,3 +180,13 @@ def front_frame(frame, meta):
     keep = ["trial_id", "status", *columns, *(param["name"] for param in meta["search_space"]),
             "best_epoch", "epochs"]
     return front[[name for name in dict.fromkeys(keep) if name in front.columns]]
+
+
+def lacking(frame, meta):
+    """The finished trials left out of the front for a missing or NaN objective value
+    (such as trials imported from a search that did not measure `latency`), and the
+    objective columns with such gaps."""
+    columns = [name for name, _ in objective_columns(meta)]
+    finished = frame[frame["status"].isin(["COMPLETED", "IMPORTED"])]
+    values = finished.reindex(columns=columns)
+    return finished[values.isna().any(axis=1)], [c for c in columns if values[c].isna().any()]

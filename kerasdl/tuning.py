@@ -1044,11 +1044,8 @@ def _write_pareto(directory, frame, meta):
     runs.write_text(directory / "pareto.csv", front.to_csv(index=False))
     if not len(frame):
         return
-    columns = [c for c, _ in pareto.objective_columns(meta)]
-    finished = frame[frame["status"].isin(["COMPLETED", "IMPORTED"])]
-    lacking = finished[finished.reindex(columns=columns).isna().any(axis=1)]
+    lacking, gaps = pareto.lacking(frame, meta)
     if len(lacking):
-        gaps = [c for c in columns if c not in frame or finished[c].isna().any()]
         many = len(lacking) > 1
         print(f"Note: {len(lacking)} finished {'trials lack' if many else 'trial lacks'} "
               f"{' or '.join(gaps)} (imported from a search that did not measure it, or not "
@@ -1070,6 +1067,9 @@ def tune(recipe_name, settings, tuner="random", max_trials=10, objective=None, o
     """Runs or resumes a search, reports it and retrains its best configuration.
 
     Args:
+        objective: `NAME[:min|max]`, or a list of them: the first drives the search, the
+            others are recorded per trial for the Pareto front (`kerasdl.pareto`); None
+            for the recipe's `OBJECTIVE`.
         workers: with N > 0, a chief and N worker processes on this host.
         role: `chief` or `worker`, for one process of a search spread over machines:
             the chief serves the oracle on `host:port`, each worker (`worker_id`)

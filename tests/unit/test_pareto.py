@@ -126,3 +126,36 @@ def test_tune_refuses_bad_objectives_before_tensorflow(tmp_path, objectives, fra
                                    stderr=result.stderr)
     assert_one_line_error(exited, 2, *fragments)
     assert not (tmp_path / "s").exists()
+
+
+def test_front_frame_and_lacking_on_a_results_table():
+    import pandas as pd
+
+    from kerasdl.pareto import front_frame
+    from kerasdl.pareto import lacking
+    from kerasdl.pareto import objective_columns
+
+    meta = {"objective": {"name": "val_accuracy", "direction": "max"},
+            "objectives": [{"name": "val_accuracy", "direction": "max"},
+                           {"name": "params", "direction": "min"},
+                           {"name": "loss", "direction": "min"}],
+            "search_space": [{"name": "units"}, {"name": "loss"}]}
+    # A metric named like a hyperparameter (`loss`) is read from `metric_loss`.
+    assert objective_columns(meta) == [("val_accuracy", "max"), ("params", "min"),
+                                       ("metric_loss", "min")]
+    frame = pd.DataFrame({
+        "trial_id": ["0", "1", "2", "3", "4"],
+        "status": ["COMPLETED", "IMPORTED", "COMPLETED", "PRUNED", "DAMAGED"],
+        "units": [8, 16, 32, 4, 64], "loss": ["mse"] * 5,
+        "val_accuracy": [0.8, 0.9, 0.7, 0.99, 0.99],
+        "params": [100.0, 300.0, None, 10.0, 10.0],
+        "metric_loss": [0.5, 0.4, 0.6, 0.1, 0.1],
+        "pareto": [True, True, False, False, True]})
+    front = front_frame(frame, meta)
+    # Best accuracy first; a trial `show` found damaged since is not listed.
+    assert list(front["trial_id"]) == ["1", "0"]
+    assert list(front.columns[:5]) == ["trial_id", "status", "val_accuracy", "params",
+                                       "metric_loss"]
+    assert str(front["params"].dtype) == "Int64"
+    left_out, gaps = lacking(frame, meta)
+    assert list(left_out["trial_id"]) == ["2"] and gaps == ["params"]
