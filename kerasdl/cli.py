@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from kerasdl import pareto
 from kerasdl import registry
 from kerasdl.errors import KerasdlError
 from kerasdl.errors import UsageError
@@ -524,7 +525,10 @@ def bench(recipe, steps, repeats, as_json, **options):
 @click.option("--max-trials", type=int, default=10, show_default=True,
               help="Trials to run (hyperband: set by --epochs and its factor 3 instead).")
 @_settings_options
-@click.option("--objective", help="Metric to optimise, NAME[:min|max]; default: the recipe's.")
+@click.option("--objective", multiple=True, metavar="NAME[:min|max]",
+              help="Metric to optimise; default: the recipe's. Repeat it for a Pareto front: "
+              "the first drives the search, the others (a logged metric, params or latency) "
+              "are recorded per trial and pareto.csv lists the non-dominated trials.")
 @click.option("--output", type=click.Path(), help="Search directory "
               "(default searches/RECIPE-TUNER); running again continues the search.")
 @click.option("--overwrite", is_flag=True, help="Delete the search in --output and start afresh.")
@@ -569,17 +573,22 @@ def tune(recipe, tuner, max_trials, objective, output, overwrite, workers, host,
     for name in ("prune_warmup_epochs", "prune_startup_trials"):
         if not prune and given(name) == click.core.ParameterSource.COMMANDLINE:
             raise UsageError(f"`--{name.replace('_', '-')}` applies with --prune; add --prune.")
+    try:
+        pareto.parse_objectives(objective)  # refused before TensorFlow starts
+    except pareto.ObjectiveError as error:
+        raise UsageError(str(error)) from None
     if warm_start is not None:  # a mismatched earlier search is refused before TensorFlow
         from kerasdl import warmstart
 
-        objective_name = (objective or info["objective"]["name"]).partition(":")[0]
+        objective_name = (objective[0] if objective else info["objective"]["name"]) \
+            .partition(":")[0]
         warmstart.read_source(warm_start, recipe, resolved, tuner, objective_name=objective_name,
                               directory=output or Path("searches") / f"{recipe}-{tuner}")
     _start_tensorflow()
     from kerasdl.tuning import tune as run_tune
 
     directory = run_tune(recipe, resolved, tuner=tuner, max_trials=max_trials,
-                         objective=objective, output=output, overwrite=overwrite,
+                         objective=list(objective), output=output, overwrite=overwrite,
                          workers=workers, host=host, port=port, retrain=not no_retrain,
                          role=role, worker_id=worker_id, warm_start=warm_start,
                          prune={"warmup_epochs": prune_warmup_epochs,

@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from kerasdl import pareto
 from kerasdl import registry
 from kerasdl.errors import KerasdlError
 
@@ -174,9 +175,12 @@ def search(directory, as_json=False, top=10):
         objective, ascending=meta["objective"]["direction"] == "min")
     names = [p["name"] for p in meta["search_space"] if p["name"] in done.columns]
     shares = importance(done, [n for n in names if n not in meta.get("pinned", {})], objective)
+    front = pareto.front_frame(frame, meta) if pareto.others(meta) else None
     if as_json:
         return json.dumps({"trials": json.loads(done.head(top).to_json(orient="records")),
-                           "importance": dict(shares), "importance_method": METHOD}, indent=2)
+                           "importance": dict(shares), "importance_method": METHOD,
+                           **({"pareto": json.loads(front.to_json(orient="records"))}
+                              if front is not None else {})}, indent=2)
     counts = frame["status"].value_counts()
     others = [f"{counts[s]} {s.lower()}"
               for s in ("IMPORTED", "PRUNED", "DIVERGED", "FAILED", "INVALID") if counts.get(s)]
@@ -196,6 +200,15 @@ def search(directory, as_json=False, top=10):
     else:
         lines.append(f"\nHyperparameter importance: needs 3 finished trials with different "
                      f"{objective}.")
+    if front is not None:
+        left_out, gaps = pareto.lacking(frame, meta)
+        lines.append(f"\nPareto front of {len(done)} finished trials ("
+                     + ", ".join(f"{c} {d}" for c, d in pareto.objective_columns(meta))
+                     + (f"; {len(left_out)} without {' or '.join(gaps)} left out" if gaps else "")
+                     + "):")
+        rows = [[_format(row[c]) for c in front.columns] for _, row in front.iterrows()]
+        lines.append(table(rows, list(front.columns)) if rows else "(no finished trial has "
+                     "every objective)")
     return "\n".join(lines)
 
 

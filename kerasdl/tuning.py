@@ -4,7 +4,8 @@ A search directory holds:
 - `search.json`: what was asked (recipe, tuner, objective, search space, settings);
   a re-run continues only the same search;
 - `tuner/`: Keras Tuner's own project (oracle.json, one trial_* folder per trial);
-- `results.csv`, `best_hyperparameters.json`, `plots/`: the report;
+- `results.csv`, `best_hyperparameters.json`, `plots/`: the report; with several
+  `--objective`s also `pareto.csv`, the trials on the Pareto front (`kerasdl.pareto`);
 - `best/`: the best configuration retrained on train + validation and scored on the
   test split, an ordinary run directory;
 - `logs/` (with `--workers`), `damaged/` (trial files `repair` set aside), and
@@ -31,6 +32,7 @@ from kerasdl import devices
 from kerasdl import diskspace
 from kerasdl import hparams
 from kerasdl import locks
+from kerasdl import pareto
 from kerasdl import plots
 from kerasdl import progress
 from kerasdl import pruning
@@ -63,7 +65,7 @@ SEARCH_SETTINGS = ("data", "target", "data_dir", "epochs", "batch_size", "seed",
 # How trials run, not what they measure: a resumed search may change them.
 DEVICE_SETTINGS = ("device", "mixed_precision", "jit", "strategy", "steps_per_execution")
 OWN_OUTPUTS = ("search.json", PROJECT, "results.csv", "best_hyperparameters.json", "plots",
-               "best", "logs", "damaged", "tensorboard")
+               "best", "logs", "damaged", "tensorboard", "pareto.csv")
 DAMAGED = "damaged"  # damaged trials are set aside here, outside Keras Tuner's project
 TENSORBOARD = "tensorboard"  # `tensorboard --logdir SEARCH_DIR`: scalars and HParams per trial
 
@@ -74,6 +76,11 @@ class TrialDiverged(keras_tuner.errors.FailedTrialError):
     Keras Tuner marks it FAILED (never scored, never best, not retried); kerasdl records
     it as `diverged` (results.csv's DIVERGED) and `repair` does not run it again.
     """
+
+
+class ObjectiveUnusable(UsageError, keras_tuner.errors.FatalError):
+    """An `--objective` the trials cannot give (a metric they do not log, a latency the
+    model cannot be timed for): fatal for Keras Tuner, one line (exit 2) for the user."""
 
 
 class SearchDiskFull(diskspace.DiskFull, keras_tuner.errors.FatalError):
@@ -109,10 +116,13 @@ class _SpaceCheck(keras.callbacks.Callback):
 class RecipeHyperModel(keras_tuner.HyperModel):
     """A recipe as a Keras Tuner hypermodel: its `build_model`, pipeline and `fit`."""
 
-    def __init__(self, recipe, splits, batch_size, settings=None):
+    def __init__(self, recipe, splits, batch_size, settings=None, measures=()):
         super().__init__(name=recipe.__name__.rsplit(".", 1)[-1])
         self.recipe, self.splits, self.batch_size = recipe, splits, batch_size
         self.settings = settings or {}
+        # Computed objectives (`params`, `latency`) measured on each trained model.
+        self.measures = tuple(measures)
+        self.measured = None
         # Keras Tuner clears the session before each build, which resets the policy.
         self.policy = keras.config.dtype_policy().name
 
@@ -126,26 +136,110 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         train_data, validation_data, _ = pipelines(self.recipe, self.splits, hp, self.batch_size)
         recipe_fit = hook_of(self.recipe, "fit")
         if recipe_fit is not None:
-            return recipe_fit(hp, model, train_data, validation_data=validation_data, **kwargs)
-        return model.fit(train_data, validation_data=validation_data, shuffle=False, **kwargs)
+            history = recipe_fit(hp, model, train_data, validation_data=validation_data,
+                                 **kwargs)
+        else:
+            history = model.fit(train_data, validation_data=validation_data, shuffle=False,
+                                **kwargs)
+        if self.measures:
+            self.measured = measure(model, validation_data, self.measures, self.name)
+        return history
+
+
+def measure(model, validation_data, names, recipe_name="the recipe"):
+    """The computed objectives `names` (`params`, `latency`) of a trained model.
+
+    Returns:
+        `{"params": count_params()}` and/or `{"latency_ms": ...}` (`latency_ms`).
+
+    Raises:
+        ObjectiveUnusable: when the model cannot predict on its validation inputs.
+    """
+    values = {}
+    if "params" in names:
+        values["params"] = int(model.count_params())
+    if "latency" in names:
+        try:
+            values["latency_ms"] = latency_ms(model, validation_data)
+        except Exception as error:
+            text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ObjectiveUnusable(
+                f"`--objective latency` times the model's predictions on its validation "
+                f"inputs; {recipe_name}'s model cannot predict on them ({text[:200]}); "
+                f"choose among the metrics the trials log, or params.") from None
+    return values
+
+
+def latency_ms(model, data):
+    """Milliseconds per example of `model.predict_on_batch` (`kerasdl.pareto`'s rule).
+
+    The inputs: the first `pareto.LATENCY_EXAMPLES` examples of the first batch of
+    `data` (a dataset of `(inputs, targets)` batches, or such a tuple); one untimed call
+    traces the function, then the median of `pareto.LATENCY_REPEATS` timed calls.
+    """
+    import tensorflow as tf
+
+    if data is None:
+        raise ValueError("the search has no validation data")
+    batch = next(iter(data.take(1))) if isinstance(data, tf.data.Dataset) else data
+    inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+    inputs = tf.nest.map_structure(lambda t: t[:pareto.LATENCY_EXAMPLES], inputs)
+    count = int(tf.nest.flatten(inputs)[0].shape[0])
+    model.predict_on_batch(inputs)
+    times = []
+    for _ in range(pareto.LATENCY_REPEATS):
+        start = time.perf_counter()
+        model.predict_on_batch(inputs)
+        times.append(time.perf_counter() - start)
+    return 1000.0 * float(np.median(times)) / count
 
 
 def objective_from(name, recipe):
     """Parses `--objective NAME[:min|max]`, or takes the recipe's `OBJECTIVE`."""
-    if not name:
+    return objectives_from([name] if name else [], recipe)[0]
+
+
+def objectives_from(names, recipe):
+    """Parses the repeated `--objective NAME[:min|max]` (`kerasdl.pareto`).
+
+    Args:
+        names: the values given, in order; None or empty for the recipe's `OBJECTIVE`.
+
+    Returns:
+        `(objective, others)`: the `keras_tuner.Objective` that drives the search, and
+        a list of `{"name", "direction"}` for the further objectives of the Pareto front.
+
+    Raises:
+        UsageError: for a bad direction, a repeated objective, a computed one first.
+    """
+    if isinstance(names, str):
+        names = [names]
+    try:
+        parsed = pareto.parse_objectives(list(names or []))
+    except pareto.ObjectiveError as error:
+        raise UsageError(str(error)) from None
+    if not parsed:
         objective = recipe.OBJECTIVE
         if isinstance(objective, str):
-            direction = "max" if "acc" in objective or "auc" in objective else "min"
-            objective = keras_tuner.Objective(objective, direction)
-        return objective
-    metric, _, direction = name.partition(":")
-    direction = direction or ("max" if "acc" in metric or "auc" in metric else "min")
-    if direction not in ("min", "max"):
-        raise UsageError(f"`--objective` takes NAME or NAME:min or NAME:max. Received: {name!r}")
-    return keras_tuner.Objective(metric, direction)
+            objective = keras_tuner.Objective(objective, pareto.default_direction(objective))
+        return objective, []
+    first = keras_tuner.Objective(parsed[0]["name"], parsed[0]["direction"])
+    return first, parsed[1:]
 
 
-def _tuner_class(kind, seed=None, objective=None, prune=None):
+def _check_logged(trial, logs, names):
+    """Refuses, at a trial's first epoch, an objective that is no metric the trials log."""
+    missing = [name for name in names if name not in (logs or {})]
+    if missing:
+        valid = sorted(logs or {}) + list(pareto.COMPUTED)
+        raise ObjectiveUnusable(
+            f"`--objective {missing[0]}` is not a metric the trials log (trial "
+            f"{trial.trial_id}'s first epoch logged {', '.join(sorted(logs or {})) or 'none'}); "
+            f"valid objectives: {', '.join(valid)}. Run again with --overwrite and a valid "
+            "--objective.")
+
+
+def _tuner_class(kind, seed=None, objective=None, prune=None, others=()):
     """The Keras Tuner class of `kind`, with kerasdl's per-trial records.
 
     Args:
@@ -153,7 +247,12 @@ def _tuner_class(kind, seed=None, objective=None, prune=None):
             trial's curve (kerasdl_trial.json), for pruning and the results.
         prune: None, or `{"warmup_epochs": N, "startup_trials": M}` to stop a trial by
             the median rule (`kerasdl.pruning`).
+        others: the further objectives (`{"name", "direction"}`): the metrics among
+            them are checked in each trial's first epoch's logs; the computed ones
+            (`params`, `latency`), measured by the hypermodel, are recorded in
+            kerasdl_trial.json as `objectives`.
     """
+    logged = [o["name"] for o in others if o["name"] not in pareto.COMPUTED]
     if kind not in TUNERS:
         raise UsageError(f"Unknown tuner: {kind!r}. Valid tuners: {', '.join(TUNERS)}")
     base = TUNERS[kind]
@@ -176,6 +275,7 @@ def _tuner_class(kind, seed=None, objective=None, prune=None):
             super().on_trial_begin(trial)
             self._trial_start = time.perf_counter()
             self._curve, self._epochs, self._pruned, self._diverged = {}, 0, False, None
+            self.hypermodel.measured = None
             self._others = (finished_curves(self.project_dir, exclude=trial.trial_id)
                             if prune else [])
             # A copy of the trial's values, written atomically: `repair` runs the same
@@ -186,6 +286,8 @@ def _tuner_class(kind, seed=None, objective=None, prune=None):
                             {"hyperparameters": dict(trial.hyperparameters.values)})
 
         def on_epoch_end(self, trial, model, epoch, logs=None):
+            if logged and self._epochs == 0:
+                _check_logged(trial, logs, logged)
             bad = pruning.non_finite(logs, getattr(objective, "name", None))
             if bad is not None:
                 # Before the oracle sees the epoch: a NaN never becomes a score.
@@ -259,10 +361,12 @@ def _tuner_class(kind, seed=None, objective=None, prune=None):
                 status = "pruned"
             if self._diverged:
                 status = "diverged"
+            measured = getattr(self.hypermodel, "measured", None)
             runs.write_json(folder / "kerasdl_trial.json",
                             {**record, "wall_seconds": round(seconds, 3), "status": status,
                              "epochs": self._epochs,
-                             "curve": {str(k): v for k, v in sorted(self._curve.items())}})
+                             "curve": {str(k): v for k, v in sorted(self._curve.items())},
+                             **({"objectives": measured} if measured else {})})
             keep_needed_checkpoints(self, kind, objective)
             devices.clear_session()
 
@@ -347,7 +451,7 @@ def make_tuner(meta, hypermodel, overwrite=False, strategy=None):
     if kind != "hyperband":
         options["max_trials"] = meta["max_trials"] + len(meta.get("imported", []))
     tuner = _tuner_class(kind, meta["settings"]["seed"], objective=objective,
-                         prune=meta.get("prune"))(**options)
+                         prune=meta.get("prune"), others=pareto.others(meta))(**options)
     if kind != "hyperband":
         # A reloaded oracle keeps its old one; imported trials do not count.
         tuner.oracle.max_trials = meta["max_trials"] + len(meta.get("imported", []))
@@ -415,16 +519,18 @@ def _import_trial(oracle, entry):
     runs.write_json(folder / "kerasdl_trial.json", {
         "hyperparameters": hp.values, "status": "imported",
         "source_trial": entry["source_trial"], "wall_seconds": entry["wall_seconds"],
-        "epochs": entry["epochs"], "curve": entry["curve"]})
+        "epochs": entry["epochs"], "curve": entry["curve"],
+        **({"objectives": entry["objectives"]} if entry.get("objectives") else {})})
     oracle.update_trial(trial_id, entry["metrics"], step=entry["best_step"])
     trial.status = "COMPLETED"
     oracle.end_trial(trial)
 
 
-def _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials, objective, directory):
+def _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials, objective, directory,
+                 others=()):
     space = _space(recipe, splits, settings["batch_size"])
     pinned = hparams.pinned(settings.get("set", {}), space)
-    return {
+    meta = {
         "recipe": recipe_reference(recipe_name),  # a recipe file's absolute path
         "tuner": tuner,
         "max_trials": max_trials,
@@ -435,12 +541,15 @@ def _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials, objec
         "devices": {key: settings.get(key) for key in DEVICE_SETTINGS},
         "directory": str(directory),
     }
+    if others:  # absent for one objective: searches of earlier kerasdl versions match
+        meta["objectives"] = [dict(meta["objective"]), *map(dict, others)]
+    return meta
 
 
 def _differences(old, new):
     changed = []
     # max_trials may change: a finished search continues with more trials.
-    for key in ("recipe", "tuner", "objective", "search_space", "pinned"):
+    for key in ("recipe", "tuner", "objective", "objectives", "search_space", "pinned"):
         if old.get(key) != new.get(key):
             changed.append(key)
     for key in SEARCH_SETTINGS:
@@ -599,9 +708,10 @@ def prepare(recipe_name, settings, tuner="random", max_trials=10, objective=None
     if warm_start is not None:
         source = warmstart.read_source(warm_start, recipe_name, settings, tuner,
                                        directory=directory)
+    first, others = objectives_from(objective, recipe)  # refused before the data loads
     splits = load_splits(recipe, settings)
-    meta = _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials,
-                        objective_from(objective, recipe), directory)
+    meta = _search_meta(recipe_name, recipe, splits, settings, tuner, max_trials, first,
+                        directory, others)
     meta["prune"] = prune
     if source is not None:
         source = warmstart.read_source(warm_start, recipe_name, settings, tuner,
@@ -661,7 +771,9 @@ def run_search(meta, recipe, splits, verbose=None):
     settings = {**meta["settings"], **meta.get("devices", {})}
     strategy, accelerator = devices.configure(settings)
     try:
-        hypermodel = RecipeHyperModel(recipe, splits, settings["batch_size"], settings=settings)
+        hypermodel = RecipeHyperModel(recipe, splits, settings["batch_size"], settings=settings,
+                                      measures=[o["name"] for o in pareto.others(meta)
+                                                if o["name"] in pareto.COMPUTED])
         tuner = make_tuner(meta, hypermodel,
                            strategy=strategy if accelerator["replicas"] > 1 else None)
         # TensorBoard's scalars per epoch; Keras Tuner adds each trial's HParams to them.
@@ -836,7 +948,9 @@ def results_frame(directory):
     RUNNING),
     every hyperparameter, the objective (the trial's score), every other metric at the
     trial's best epoch, best_epoch, epochs (trained in this trial), wall_seconds, and
-    for imported trials the source trial.
+    for imported trials the source trial. With several objectives, also the computed
+    ones asked for (`params`, `latency_ms`) and `pareto`: whether the trial is on the
+    front of the finished (completed or imported) trials (`kerasdl.pareto.front_frame`).
     """
     directory = Path(directory)
     meta = json.loads((directory / "search.json").read_text())
@@ -874,11 +988,23 @@ def results_frame(directory):
             row["hyperband_epochs"] = values.get("tuner/epochs")
         if record.get("source_trial") is not None:
             row["source_trial"] = f"{meta.get('warm_start')}:{record['source_trial']}"
+        for other in pareto.others(meta):
+            if other["name"] in pareto.COMPUTED:
+                name = pareto.column(other["name"])
+                row[name] = (record.get("objectives") or {}).get(name)
         rows.append(row)
     frame = pd.DataFrame(rows)
     if len(frame):
         first = ["trial_id", "status", *[n for n in names if n in frame.columns]]
         frame = frame[first + [c for c in frame.columns if c not in first]]
+        if pareto.others(meta):
+            columns, directions = zip(*pareto.objective_columns(meta))
+            finished = frame["status"].isin(["COMPLETED", "IMPORTED"])
+            points = [[row.get(c) for c in columns] if done else None
+                      for done, (_, row) in zip(finished, frame.iterrows())]
+            frame["pareto"] = pareto.pareto_front(points, directions)
+        if "params" in frame:
+            frame["params"] = frame["params"].astype("Int64")  # a count, blank when absent
     return frame, meta
 
 
@@ -908,6 +1034,8 @@ def report(directory):
     frame, meta = results_frame(directory)
     objective = meta["objective"]["name"]
     runs.write_text(directory / "results.csv", frame.to_csv(index=False))
+    if pareto.others(meta):
+        _write_pareto(directory, frame, meta)
     ranked = ranked_trials(frame, meta)
     if not ranked:
         return frame, None
@@ -919,6 +1047,22 @@ def report(directory):
     plots.search_hyperparameters(done, [n for n in names if n in done], objective,
                                  directory / "plots" / "hyperparameters.png")
     return frame, ranked[0]
+
+
+def _write_pareto(directory, frame, meta):
+    """Writes pareto.csv; notes on stderr the finished trials left out for a missing value
+    (imported from a search that did not measure `params` or `latency`, or a NaN)."""
+    front = pareto.front_frame(frame, meta) if len(frame) else pd.DataFrame()
+    runs.write_text(directory / "pareto.csv", front.to_csv(index=False))
+    if not len(frame):
+        return
+    lacking, gaps = pareto.lacking(frame, meta)
+    if len(lacking):
+        many = len(lacking) > 1
+        print(f"Note: {len(lacking)} finished {'trials lack' if many else 'trial lacks'} "
+              f"{' or '.join(gaps)} (imported from a search that did not measure it, or not "
+              f"a number) and {'are' if many else 'is'} left out of the Pareto front.",
+              file=sys.stderr)
 
 
 def _plain(value):
@@ -935,6 +1079,9 @@ def tune(recipe_name, settings, tuner="random", max_trials=10, objective=None, o
     """Runs or resumes a search, reports it and retrains its best configuration.
 
     Args:
+        objective: `NAME[:min|max]`, or a list of them: the first drives the search, the
+            others are recorded per trial for the Pareto front (`kerasdl.pareto`); None
+            for the recipe's `OBJECTIVE`.
         workers: with N > 0, a chief and N worker processes on this host.
         role: `chief` or `worker`, for one process of a search spread over machines:
             the chief serves the oracle on `host:port`, each worker (`worker_id`)

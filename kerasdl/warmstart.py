@@ -105,7 +105,9 @@ def finished_trials(source, search_space, pinned):
                       "best_step": state.get("best_step") or 0,
                       "curve": record.get("curve") or {},
                       "epochs": record.get("epochs"),
-                      "wall_seconds": record.get("wall_seconds")})
+                      "wall_seconds": record.get("wall_seconds"),
+                      # Computed objectives (`params`, `latency_ms`) where it recorded them.
+                      "objectives": record.get("objectives") or {}})
     return found, skipped
 
 
