@@ -11,9 +11,10 @@ completed metrics.json is reused, so an interrupted benchmark continues where it
 stopped; delete WORK to measure afresh. Recipes are listed cheapest first.
 Progress goes to stderr.
 
-mobilenet and vgg16 are not here: their figures need pretrained weights (a
-download) or a pretraining run, and come from benchmarks/ scripts of their own
-(BENCHMARKS.md, "Transfer learning").
+mobilenet and vgg16 are here from scratch (`--weights none`) on shapes, last and
+slowest (vgg16 about 20 s an epoch on 2 cores); their fine-tuned figures need
+pretrained weights (a download) or a pretraining run, and come from the commands in
+BENCHMARKS.md, "Transfer learning".
 """
 
 import argparse
@@ -62,6 +63,10 @@ FIGURES = {
     ],
     "attention": [("patterns: test accuracy", [], ("test", "accuracy"), 3)],
     "gan": [("digits: validation MMD", [], ("validation", "mmd"), 3)],
+    "mobilenet": [("shapes, from scratch: test accuracy", ["--weights", "none"],
+                   ("test", "accuracy"), 3)],
+    "vgg16": [("shapes, from scratch: test accuracy", ["--weights", "none"],
+               ("test", "accuracy"), 3)],
 }
 FIRST_SEED = 1337
 

@@ -3,9 +3,10 @@
 A variant is a set of hyperparameters (`--set`) and settings; each is trained once per
 seed into `OUTPUT/runs/VARIANT-seedN/` (ordinary runs), then `comparison.csv` holds one
 row per variant: its test metrics, the same metrics on its training examples (`train_*`)
-and the gap between them (`gap_*`: how much worse on test, overfitting), as mean and standard
-deviation over the seeds, wall time, and epochs run. Plots overlay the variants' validation
-curves and, with `gradients`, their per-layer gradient norms.
+and the gap between them (`gap_*`: how much worse on test, overfitting), as mean, standard
+deviation, median, minimum and maximum over the seeds, wall time, and epochs run. Plots
+overlay the variants' validation curves and, with `gradients`, their per-layer gradient
+norms.
 """
 
 import dataclasses
@@ -362,7 +363,13 @@ def _summarise(variant, per_seed):
         if len(values):
             row[f"{name}_mean"] = float(values.mean())
             row[f"{name}_std"] = float(values.std())
-    row["seconds_mean"] = float(np.mean([record["seconds"] for record in per_seed]))
+            # The median and the range: what a figure quoted from N seeds reads.
+            row[f"{name}_median"] = float(np.median(values))
+            row[f"{name}_min"] = float(values.min())
+            row[f"{name}_max"] = float(values.max())
+    seconds = np.array([record["seconds"] for record in per_seed], dtype=float)
+    row["seconds_mean"] = float(seconds.mean())
+    row["seconds_median"] = float(np.median(seconds))
     return row
 
 

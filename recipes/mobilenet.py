@@ -14,9 +14,10 @@ Default data: shapes (generated colour photos of 5 shapes, 32x32, resized to 96x
 Result: pretrained from scratch on digits 0-4, then fine-tuned on 100 examples of digits
 5-9 at 32x32: 0.733 test accuracy (median of seeds 1337, 1, 2; range 0.689-0.761); the
 same model from scratch: 0.572 (0.544-0.606) (BENCHMARKS.md, "Transfer learning";
-tests/test_transfer.py). From scratch on shapes, 10
-epochs: 0.243 (`kerasdl train mobilenet --weights none`): too few images to learn from
-zero, which is what pretrained weights are for (ImageNet needs a download).
+tests/test_transfer.py). From scratch on shapes, 10 epochs: 0.273 (0.257-0.290; chance
+0.2) (`kerasdl train mobilenet --weights none`, seeds 1337-1339, `benchmarks/figures.py`):
+too few images to learn from zero, which is what pretrained weights are for (ImageNet
+needs a download).
 Parameters: 574,821 (the default model on shapes)
 
 Usage:

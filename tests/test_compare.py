@@ -21,6 +21,11 @@ def test_the_perceptron_cannot_learn_xor_and_the_mlp_can(cli, tmp_path):
     assert frame.loc["hidden_layers=1", "test_accuracy_mean"] > 0.9
     for column in ("test_accuracy_std", "seconds_mean", "recall_1_mean", "epochs_run_mean"):
         assert column in frame.columns
+    # Two seeds: the median is their mean, within their range.
+    accuracy = frame.loc["hidden_layers=1"]
+    assert accuracy["test_accuracy_median"] == pytest.approx(accuracy["test_accuracy_mean"])
+    assert (accuracy["test_accuracy_min"] <= accuracy["test_accuracy_median"]
+            <= accuracy["test_accuracy_max"])
     assert (tmp_path / "xor" / "learning_curves.png").exists()
     runs = sorted(path.name for path in (tmp_path / "xor" / "runs").iterdir())
     assert runs == ["hidden_layers=0-seed1337", "hidden_layers=0-seed1338",

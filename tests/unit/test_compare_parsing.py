@@ -51,3 +51,22 @@ def test_parse_vary_refuses_values_that_would_be_lost(vary, fragment):
     with pytest.raises(UsageError) as error:
         compare.parse_vary(vary, "perceptron")
     assert fragment in str(error.value)
+
+
+def test_summary_gives_each_metric_its_median_and_range_over_the_seeds():
+    # Three seeds that disagree, one diverged: the figures come from the finished two...
+    per_seed = [{"test_accuracy": 0.9, "seconds": 3.0, "diverged": False},
+                {"diverged": True, "seconds": 1.0},
+                {"test_accuracy": 0.5, "seconds": 5.0, "diverged": False}]
+    row = compare._summarise(compare.Variant("units=8", {"units": 8}), per_seed)
+    assert row["seeds"] == 3 and row["diverged"] == 1
+    assert row["test_accuracy_median"] == pytest.approx(0.7)
+    assert (row["test_accuracy_min"], row["test_accuracy_max"]) == (0.5, 0.9)
+    # ...and an odd count's median is the middle seed, not the mean (pulled by an outlier).
+    row = compare._summarise(compare.Variant("a"), [
+        {"test_accuracy": value, "seconds": seconds, "diverged": False}
+        for value, seconds in ((0.95, 2.0), (0.1, 9.0), (0.93, 4.0))])
+    assert row["test_accuracy_median"] == 0.93
+    assert row["test_accuracy_mean"] == pytest.approx((0.95 + 0.1 + 0.93) / 3)
+    assert (row["test_accuracy_min"], row["test_accuracy_max"]) == (0.1, 0.95)
+    assert row["seconds_median"] == 4.0
