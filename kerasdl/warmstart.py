@@ -18,8 +18,10 @@ from kerasdl.registry import recipe_reference
 SAME_DATA = ("data", "target", "data_dir", "split_seed", "validation_split", "test_split",
              "image_size", "channels", "window", "horizon", "exclude_classes", "classes",
              "train_examples")
-# Tuners that take earlier trials as observations; Hyperband runs its own brackets.
-TAKES_OBSERVATIONS = ("random", "bayesian", "grid")
+# Tuners that take earlier trials as observations. Hyperband runs its own brackets; Keras
+# Tuner's grid search walks its grid from each trial it started itself, in order, and fails
+# (KeyError) on the first new trial after imported ones.
+TAKES_OBSERVATIONS = ("random", "bayesian")
 
 
 def read_source(source, recipe_name, settings, tuner, objective_name=None, directory=None):
@@ -31,8 +33,10 @@ def read_source(source, recipe_name, settings, tuner, objective_name=None, direc
     """
     source = Path(source)
     if tuner not in TAKES_OBSERVATIONS:
-        raise UsageError(f"`--warm-start` works with the {', '.join(TAKES_OBSERVATIONS)} "
-                         f"tuners; {tuner} runs its own brackets from scratch.")
+        why = ("runs its own brackets from scratch" if tuner == "hyperband" else
+               "walks its whole grid in order, so there is nothing to start from")
+        raise UsageError(f"`--warm-start` works with the {' and '.join(TAKES_OBSERVATIONS)} "
+                         f"tuners; {tuner} {why}.")
     meta_file = source / "search.json"
     if not meta_file.is_file():
         raise UsageError(f"`--warm-start` {str(source)!r} is not a search directory (no "

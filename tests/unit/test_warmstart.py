@@ -144,3 +144,12 @@ def test_only_configurations_of_the_new_space_are_imported_typed_as_it_types_the
     assert last == {**base, "units": 40} and type(last["units"]) is int
     # The metrics of the best step (3), which the score is.
     assert imported[1]["metrics"] == {"val_loss": 1.0, "loss": 0.5}
+
+
+def test_grid_and_hyperband_refuse_a_warm_start_naming_the_tuners_that_take_one(tmp_path):
+    # Keras Tuner's grid search fails (KeyError) on its first trial after imported ones.
+    for tuner, why in (("grid", "walks its whole grid"), ("hyperband", "its own brackets")):
+        with pytest.raises(warmstart.UsageError) as refused:
+            warmstart.read_source(tmp_path, "perceptron", {}, tuner)
+        message = str(refused.value)
+        assert "random and bayesian" in message and why in message
