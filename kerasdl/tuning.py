@@ -490,8 +490,9 @@ def _space(recipe, splits, batch_size):
 def import_trials(oracle, imported, space):
     """Adds an earlier search's finished trials to a fresh oracle as completed trials.
 
-    Each keeps its values, metrics and score (no training): Bayesian optimisation fits
-    them, random and grid search do not draw their values again. kerasdl_trial.json
+    Each keeps its values, metrics and score (no training), COMPLETED: Bayesian
+    optimisation fits them and counts them towards its random start (3 per searched
+    dimension), random search does not draw their values again. kerasdl_trial.json
     marks them `imported`, with the source trial.
     """
     oracle.update_space(space)  # the whole space: Bayesian optimisation vectorises by it

@@ -18,8 +18,10 @@ from kerasdl.registry import recipe_reference
 SAME_DATA = ("data", "target", "data_dir", "split_seed", "validation_split", "test_split",
              "image_size", "channels", "window", "horizon", "exclude_classes", "classes",
              "train_examples")
-# Tuners that take earlier trials as observations; Hyperband runs its own brackets.
-TAKES_OBSERVATIONS = ("random", "bayesian", "grid")
+# Tuners that take earlier trials as observations. Hyperband runs its own brackets; Keras
+# Tuner's grid search walks its grid from each trial it started itself, in order, and fails
+# (KeyError) on the first new trial after imported ones.
+TAKES_OBSERVATIONS = ("random", "bayesian")
 
 
 def read_source(source, recipe_name, settings, tuner, objective_name=None, directory=None):
@@ -31,8 +33,10 @@ def read_source(source, recipe_name, settings, tuner, objective_name=None, direc
     """
     source = Path(source)
     if tuner not in TAKES_OBSERVATIONS:
-        raise UsageError(f"`--warm-start` works with the {', '.join(TAKES_OBSERVATIONS)} "
-                         f"tuners; {tuner} runs its own brackets from scratch.")
+        why = ("runs its own brackets from scratch" if tuner == "hyperband" else
+               "walks its whole grid in order, so there is nothing to start from")
+        raise UsageError(f"`--warm-start` works with the {' and '.join(TAKES_OBSERVATIONS)} "
+                         f"tuners; {tuner} {why}.")
     meta_file = source / "search.json"
     if not meta_file.is_file():
         raise UsageError(f"`--warm-start` {str(source)!r} is not a search directory (no "
@@ -93,16 +97,18 @@ def finished_trials(source, search_space, pinned):
         values = {name: value for name, value in
                   state.get("hyperparameters", {}).get("values", {}).items()
                   if not name.startswith("tuner/")}
-        if not _fits(values, rows, pinned):
+        values = _in_space(values, rows, pinned)
+        if values is None:
             skipped += 1
             continue
-        metrics = {name: metric["observations"][-1]["value"][0]
+        best_step = state.get("best_step") or 0
+        metrics = {name: _at_step(metric["observations"], best_step)
                    for name, metric in state.get("metrics", {}).get("metrics", {}).items()
                    if metric.get("observations")}
         found.append({"source_trial": state["trial_id"],
-                      "values": {name: value for name, value in values.items() if name in rows},
+                      "values": values,
                       "metrics": metrics, "score": state["score"],
-                      "best_step": state.get("best_step") or 0,
+                      "best_step": best_step,
                       "curve": record.get("curve") or {},
                       "epochs": record.get("epochs"),
                       "wall_seconds": record.get("wall_seconds"),
@@ -111,21 +117,36 @@ def finished_trials(source, search_space, pinned):
     return found, skipped
 
 
-def _fits(values, rows, pinned):
+def _in_space(values, rows, pinned):
+    """An earlier trial's values as this search's space types them (an Int's 32, a
+    Float's 32.0), those of hyperparameters it no longer has left out; None when one
+    lies outside it: out of a narrowed range, a Choice value dropped, another `--set`
+    value, or another value of a recipe's `hp.Fixed`. Such a trial did not train a
+    configuration of this search, so it is no observation of it."""
     for name, value in pinned.items():
         if name in values and values[name] != value:
-            return False
+            return None
+    typed = {}
     for name, value in values.items():
         row = rows.get(name)
-        if row is None or row["type"] == "Fixed" and name not in pinned:
+        if row is None:
             continue
         param = type(row["type"], (), {})()
         param.__dict__.update(row)
         try:
-            hparams.check_value(param, value)
+            typed[name] = hparams.check_value(param, value)
         except UsageError:
-            return False
-    return True
+            return None
+    return typed
+
+
+def _at_step(observations, step):
+    """A metric's value at the trial's best step (its score's), else its last: the
+    oracle scores an imported trial from these, as the earlier one was scored."""
+    for observation in observations:
+        if observation.get("step") == step:
+            return observation["value"][0]
+    return observations[-1]["value"][0]
 
 
 def _read(path):
