@@ -18,7 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # starts with its groups (`xdist_group`, largest first).
 LONGEST_FIRST = ("test_transfer.py", "test_tune_workers.py", "test_tune_faults.py",
                  "test_reliability.py", "test_gan.py", "test_devices.py",
-                 "test_search_features.py", "test_compare.py", "test_tune.py", "test_train.py")
+                 "test_search_features.py", "test_pareto_search.py", "test_worker_shards.py",
+                 "test_compare.py", "test_tune.py", "test_tfds_cache.py", "test_train.py")
 
 
 def pytest_collection_modifyitems(items):
