@@ -95,6 +95,36 @@ def peak_rss(command):
     return int(kilobytes) / 1024
 
 
+def kerasdl_splits(recipe_name, folder, image_size, overrides, extra=None):
+    """The recipe, its settings and the folder's splits as `kerasdl train` loads them, twice:
+    "kerasdl" (the cache kerasdl chooses) and "kerasdl_file_cache", as if 1 GiB were
+    available: over the budget (1/32) for both folders (6,000 64x64 images take 281 MiB as
+    float32, 360 160x160 photos 105 MiB), so the file cache."""
+    import contextlib
+
+    from kerasdl import settings as kerasdl_settings
+    from kerasdl.registry import load_recipe
+    from kerasdl.registry import recipe_info
+    from kerasdl.session import load_splits
+
+    recipe = load_recipe(recipe_name)
+    settings = kerasdl_settings.resolve(
+        recipe_info(recipe_name)["defaults"], {},
+        {"data": str(folder), "image_size": [image_size, image_size], "set": overrides,
+         **(extra or {})})
+    loaded = {}
+    with contextlib.redirect_stdout(sys.stderr):
+        for name, memory in (("kerasdl", None), ("kerasdl_file_cache", 1 << 30)):
+            real = kerasdl_settings.available_memory
+            if memory is not None:
+                kerasdl_settings.available_memory = lambda: memory
+            try:
+                loaded[name] = load_splits(recipe, settings)
+            finally:
+                kerasdl_settings.available_memory = real
+    return recipe, settings, loaded
+
+
 def throughput(folder, image_size, pairs, epochs, overrides, recipe_name="cnn",
                extra=None):
     """Training samples/s after the first epoch: kerasdl and the Keras way, in turn.
@@ -107,31 +137,13 @@ def throughput(folder, image_size, pairs, epochs, overrides, recipe_name="cnn",
 
     import keras
 
-    from kerasdl import settings as kerasdl_settings
-    from kerasdl.registry import load_recipe
-    from kerasdl.registry import recipe_info
     from kerasdl.session import build
-    from kerasdl.session import load_splits
     from kerasdl.session import pipelines
 
-    recipe = load_recipe(recipe_name)
-    settings = kerasdl_settings.resolve(
-        recipe_info(recipe_name)["defaults"], {},
-        {"data": str(folder), "image_size": [image_size, image_size], "set": overrides,
-         **(extra or {})})
+    recipe, settings, loaded = kerasdl_splits(recipe_name, folder, image_size, overrides, extra)
     contenders = {}
     with contextlib.redirect_stdout(sys.stderr):
-        for name, memory in (("kerasdl", None), ("kerasdl_file_cache", 1 << 30)):
-            # The second as if 1 GiB were available: over the budget (1/32) for both
-            # folders (6,000 64x64 images take 281 MiB as float32, 360 160x160 photos
-            # 105 MiB), the file cache.
-            real = kerasdl_settings.available_memory
-            if memory is not None:
-                kerasdl_settings.available_memory = lambda: memory
-            try:
-                splits = load_splits(recipe, settings)
-            finally:
-                kerasdl_settings.available_memory = real
+        for name, splits in loaded.items():
             model, hp = build(recipe, splits.spec, settings, splits.train)
             data = pipelines(recipe, splits, hp, settings["batch_size"])[0]
             contenders[name] = (model, data, int(splits.spec["num_examples"]["train"]),
@@ -184,26 +196,11 @@ def pipeline_rates(folder, image_size, passes, overrides, recipe_name="mobilenet
     import keras
     import keras_tuner
 
-    from kerasdl import settings as kerasdl_settings
-    from kerasdl.registry import load_recipe
-    from kerasdl.registry import recipe_info
-    from kerasdl.session import load_splits
 
-    recipe = load_recipe(recipe_name)
-    settings = kerasdl_settings.resolve(
-        recipe_info(recipe_name)["defaults"], {},
-        {"data": str(folder), "image_size": [image_size, image_size], "set": overrides,
-         **(extra or {})})
+    recipe, settings, loaded = kerasdl_splits(recipe_name, folder, image_size, overrides, extra)
     pipelines = {}
     with contextlib.redirect_stdout(sys.stderr):
-        for name, memory in (("kerasdl", None), ("kerasdl_file_cache", 1 << 30)):
-            real = kerasdl_settings.available_memory
-            if memory is not None:
-                kerasdl_settings.available_memory = lambda: memory
-            try:
-                splits = load_splits(recipe, settings)
-            finally:
-                kerasdl_settings.available_memory = real
+        for name, splits in loaded.items():
             pipelines[name] = recipe.make_pipeline(
                 splits.train, splits.spec, keras_tuner.HyperParameters(), training=True,
                 batch_size=settings["batch_size"])
