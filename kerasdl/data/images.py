@@ -1,13 +1,17 @@
 """Image files and image folders (one sub-folder per class)."""
 
+import atexit
 import os
 import re
+import shutil
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from kerasdl import diskspace
 from kerasdl.errors import DataError
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -332,3 +336,43 @@ def load_images(path, image_size, channels, skip_bad_files=False):
     paths = list_images(path, skip_bad_files, channels)
     images = np.concatenate(list(image_batches(paths, image_size, channels).as_numpy_iterator()))
     return paths, images
+
+
+def image_cache(count, image_size, channels, memory, file_bytes_per_value=1):
+    """The cache choice for `count` images (`kerasdl.data.images.cache_choice`).
+
+    `memory` is what the system has available; the file cache goes to a folder under
+    the system's temporary folder (`TMPDIR`).
+    """
+    try:
+        disk_free = diskspace.free_bytes(tempfile.gettempdir())
+    except OSError:
+        disk_free = None
+    return cache_choice(count, image_size, channels, memory, disk_free,
+                                    file_bytes_per_value)
+
+
+def note_cache(cache, count, image_size, channels, memory):
+    """Says on stderr why images are not cached in memory, and where they go."""
+    if cache == "memory":
+        return
+    size = decoded_bytes(count, image_size, channels)
+    where = (f"the resized images go to a file cache under {tempfile.gettempdir()!r}"
+             if cache == "file" else
+             "too large for the disk too: the images are decoded again each epoch")
+    print(f"Note: {count:,} decoded images take {size / 2 ** 30:.2f} GiB, more than the "
+          f"memory budget of {MEMORY_FRACTION * memory / 2 ** 30:.2f} GiB "
+          f"(1/{round(1 / MEMORY_FRACTION)} of the {memory / 2 ** 30:.1f} GiB "
+          f"available); {where}.", file=sys.stderr)
+
+
+_CACHE_FOLDERS = []
+
+
+def cache_folder():
+    """A new folder for tf.data file caches, removed when the process exits."""
+    folder = Path(tempfile.mkdtemp(prefix="kerasdl-cache-"))
+    if not _CACHE_FOLDERS:
+        atexit.register(lambda: [shutil.rmtree(f, ignore_errors=True) for f in _CACHE_FOLDERS])
+    _CACHE_FOLDERS.append(folder)
+    return folder

@@ -1,14 +1,9 @@
 """Resolves a data argument to train/validation/test datasets and a spec."""
 
-import atexit
-import shutil
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from kerasdl import diskspace
 from kerasdl import settings as run_settings
 from kerasdl.data import images as image_files
 from kerasdl.data import series
@@ -152,7 +147,7 @@ def _limit_train(splits, count, seed):
 
 
 def _cached(dataset, spec):
-    """`dataset` cached in memory when the data's cache choice is memory (see `image_cache`)."""
+    """`dataset` cached in memory when the cache choice is memory (`images.image_cache`)."""
     return dataset.cache() if spec.get("cache", "memory") == "memory" else dataset
 
 
@@ -464,14 +459,14 @@ def _image_folder(path, settings):
     paths, labels, class_names = image_files.list_image_folder(
         path, skip_bad_files=skip_bad_files, channels=channels, check=False)
     memory = run_settings.available_memory()
-    cache = image_cache(len(paths), image_size, channels, memory)
+    cache = image_files.image_cache(len(paths), image_size, channels, memory)
     # Refused before the files are checked (a minute on a large folder).
     run_settings.check_memory(settings, [*image_size, channels], len(paths), cache, memory)
-    _note_cache(cache, len(paths), image_size, channels, memory)
+    image_files.note_cache(cache, len(paths), image_size, channels, memory)
     keep = image_files.drop_bad_images(paths, skip_bad_files, str(path), channels)
     paths, labels = np.array(paths)[keep], labels[keep]
     parts = split_indices(len(paths), labels, settings)
-    folder = cache_folder() if cache == "file" else None
+    folder = image_files.cache_folder() if cache == "file" else None
     datasets = [image_files.image_dataset(
         paths[index], labels[index], image_size, channels,
         cache_file=None if folder is None else folder / name)
@@ -500,43 +495,3 @@ def _image_folder(path, settings):
         spec["shuffle_buffer"] = image_files.shuffle_buffer(
             image_size, channels, settings.get("batch_size") or 32)
     return Splits(*datasets, spec=spec, shard=(datasets[0], share))
-
-
-def image_cache(count, image_size, channels, memory, file_bytes_per_value=1):
-    """The cache choice for `count` images (`kerasdl.data.images.cache_choice`).
-
-    `memory` is what the system has available; the file cache goes to a folder under
-    the system's temporary folder (`TMPDIR`).
-    """
-    try:
-        disk_free = diskspace.free_bytes(tempfile.gettempdir())
-    except OSError:
-        disk_free = None
-    return image_files.cache_choice(count, image_size, channels, memory, disk_free,
-                                    file_bytes_per_value)
-
-
-def _note_cache(cache, count, image_size, channels, memory):
-    """Says on stderr why images are not cached in memory, and where they go."""
-    if cache == "memory":
-        return
-    size = image_files.decoded_bytes(count, image_size, channels)
-    where = (f"the resized images go to a file cache under {tempfile.gettempdir()!r}"
-             if cache == "file" else
-             "too large for the disk too: the images are decoded again each epoch")
-    print(f"Note: {count:,} decoded images take {size / 2 ** 30:.2f} GiB, more than the "
-          f"memory budget of {image_files.MEMORY_FRACTION * memory / 2 ** 30:.2f} GiB "
-          f"(1/{round(1 / image_files.MEMORY_FRACTION)} of the {memory / 2 ** 30:.1f} GiB "
-          f"available); {where}.", file=sys.stderr)
-
-
-_CACHE_FOLDERS = []
-
-
-def cache_folder():
-    """A new folder for tf.data file caches, removed when the process exits."""
-    folder = Path(tempfile.mkdtemp(prefix="kerasdl-cache-"))
-    if not _CACHE_FOLDERS:
-        atexit.register(lambda: [shutil.rmtree(f, ignore_errors=True) for f in _CACHE_FOLDERS])
-    _CACHE_FOLDERS.append(folder)
-    return folder

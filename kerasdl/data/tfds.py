@@ -156,18 +156,15 @@ def _cache_choice(info, split_names, image_size, channels, settings, file_bytes_
         UsageError: for images that cannot fit in memory (`settings.check_memory`).
     """
     from kerasdl import settings as run_settings
-    from kerasdl.data.sources import _note_cache
-    from kerasdl.data.sources import cache_folder
-    from kerasdl.data.sources import image_cache
 
     count = num_examples(info, split_names)
     if not count:  # unknown: cached in memory, as recipes always did
         return "memory", None
     memory = run_settings.available_memory()
-    cache = image_cache(count, image_size, channels, memory, file_bytes_per_value)
+    cache = image_files.image_cache(count, image_size, channels, memory, file_bytes_per_value)
     run_settings.check_memory(settings, [*image_size, channels], count, cache, memory)
-    _note_cache(cache, count, image_size, channels, memory)
-    return cache, cache_folder() if cache == "file" else None
+    image_files.note_cache(cache, count, image_size, channels, memory)
+    return cache, image_files.cache_folder() if cache == "file" else None
 
 
 def worker_split(split, split_infos, index, workers):
