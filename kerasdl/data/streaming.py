@@ -172,7 +172,7 @@ def blank_lines(path, block=16 * 2 ** 20):
 
 def _check_chunk(chunk, types, target, task, source):
     """Checks a chunk's values: missing, text where numbers were, non-finite numbers."""
-    tabular._check_missing(chunk)
+    tabular.check_missing(chunk)
     for name, kind in types.items():
         if kind != "number":
             continue
@@ -183,7 +183,7 @@ def _check_chunk(chunk, types, target, task, source):
             if text.any():
                 raise DataError(
                     f"Column {name!r} of {source!r} held numbers in its first rows, but holds "
-                    f"text at {tabular._rows(chunk.index[text])}: {column[text].iloc[0]!r}. "
+                    f"text at {tabular.row_places(chunk.index[text])}: {column[text].iloc[0]!r}. "
                     "Fix those values, or read the column as categories with "
                     f"--categorical {name}.")
             chunk[name] = values
@@ -191,7 +191,7 @@ def _check_chunk(chunk, types, target, task, source):
         if not finite.all():
             raise DataError(f"Column {name!r} of {source!r} holds non-finite numbers "
                             f"({chunk[name][~finite].iloc[0]}) at "
-                            f"{tabular._rows(chunk.index[~finite])}; every value must be "
+                            f"{tabular.row_places(chunk.index[~finite])}; every value must be "
                             "a finite number.")
     if task == "regression":
         column = chunk[target]
@@ -200,11 +200,11 @@ def _check_chunk(chunk, types, target, task, source):
         text = values.isna() & column.notna()
         if text.any():
             raise tabular.regression_target_error(
-                target, column[text].iloc[0], f" at {tabular._rows(chunk.index[text])}")
+                target, column[text].iloc[0], f" at {tabular.row_places(chunk.index[text])}")
         if bad.any():
             raise DataError(f"Target column {target!r} must hold finite numbers for "
                             f"regression. Received: {column[bad].iloc[0]!r} at "
-                            f"{tabular._rows(chunk.index[bad])}")
+                            f"{tabular.row_places(chunk.index[bad])}")
         chunk[target] = values
 
 

@@ -72,7 +72,7 @@ def time_order(frame, column, source):
     missing = values.isna()
     if missing.any():
         raise DataError(f"Time column {column!r} of {source!r} has missing dates at "
-                        f"{_rows(frame.index[missing])}; fill or drop those rows.")
+                        f"{row_places(frame.index[missing])}; fill or drop those rows.")
     import warnings
 
     with warnings.catch_warnings():  # "could not infer format": the mixed ones are checked
@@ -81,7 +81,7 @@ def time_order(frame, column, source):
     bad = times.isna()
     if bad.any():
         raise DataError(f"Time column {column!r} of {source!r} holds values that are not "
-                        f"dates: {values[bad].iloc[0]!r} at {_rows(frame.index[bad])}; give "
+                        f"dates: {values[bad].iloc[0]!r} at {row_places(frame.index[bad])}; give "
                         "dates such as 2024-05-01 or 2024-05-01 13:00, or another "
                         "--time-column.")
     order = np.argsort(times.to_numpy(), kind="stable")
@@ -138,7 +138,7 @@ def prepare_frame(frame, options, target, source, learn=True):
             text = values.isna() & frame[name].notna()
             if text.any():
                 raise DataError(f"--numeric column {name!r} holds text: "
-                                f"{frame[name][text].iloc[0]!r} at {_rows(frame.index[text])}. "
+                                f"{frame[name][text].iloc[0]!r} at {row_places(frame.index[text])}. "
                                 "Fix those values, or leave the column to --categorical "
                                 "or --drop.")
             frame[name] = values
@@ -235,7 +235,7 @@ def regression_target_error(target, example, where=""):
 REQUEST_ROWS = "request row"
 
 
-def _rows(index, limit=5):
+def row_places(index, limit=5):
     """Rows named by the frame's index (0-based data rows of a file, as pandas reads them).
 
     `data row 4 (line 5)` or `data rows 4, 9, 10 (lines 5, 10, 11) and 4 more`: counted
@@ -266,23 +266,23 @@ def _numeric(frame, name):
     if text.any():
         raise DataError(
             f"Column {name!r} must be numeric, as it was in training. Received: "
-            f"{column[text].iloc[0]!r} at {_rows(column.index[text])}"
+            f"{column[text].iloc[0]!r} at {row_places(column.index[text])}"
         )
     values = values.astype(np.float64)
     infinite = np.isinf(values.to_numpy())
     if infinite.any():
         raise DataError(
             f"Column {name!r} holds non-finite numbers ({values[infinite].iloc[0]}) at "
-            f"{_rows(column.index[infinite])}; every value must be a finite number."
+            f"{row_places(column.index[infinite])}; every value must be a finite number."
         )
     return values
 
 
-def _check_missing(frame):
+def check_missing(frame):
     missing = frame.columns[frame.isna().any()].tolist()
     if missing:
         counts = "; ".join(f"{name!r} ({int(frame[name].isna().sum())}) at "
-                           f"{_rows(frame.index[frame[name].isna()])}" for name in missing)
+                           f"{row_places(frame.index[frame[name].isna()])}" for name in missing)
         raise DataError(f"Missing values in column(s) {counts}; fill or drop those rows.")
 
 
@@ -301,7 +301,7 @@ def features_from_frame(frame, categories=None, feature_names=None):
         DataError: for missing or infinite values, a text column with too many
             distinct values, or columns the model was trained with but the frame lacks.
     """
-    _check_missing(frame)
+    check_missing(frame)
     if categories is None:
         categories = {}
         for name in frame.columns:
@@ -405,7 +405,7 @@ def frame_to_features(frame, spec, target=None, warn=None, unseen_counts=None):
     if len(frame) == 0:
         raise DataError("No rows to read.")
     used = frame[list(columns)]
-    _check_missing(used)
+    check_missing(used)
     features = {}
     unseen = []
     for name, kind in columns.items():
@@ -609,7 +609,7 @@ def _sequences(frame, spec, warn):
             f"The model classifies sequences of {steps} steps x {num_features} feature(s): "
             f"give one sequence per row in {wanted} numeric columns (steps in time order). "
             f"Received {frame.shape[1]} column(s).")
-    _check_missing(frame)
+    check_missing(frame)
     matrix = np.stack([_numeric(frame, name).to_numpy(np.float32) for name in frame.columns],
                       axis=1)
     return matrix.reshape(len(frame), steps, num_features)

@@ -138,7 +138,7 @@ def test_rows_in_errors_are_data_rows_from_one_with_the_file_line(tmp_path):
 
 def test_rows_of_a_server_request_are_not_named_by_file_lines():
     index = pd.RangeIndex(0, 3, name=tabular.REQUEST_ROWS)
-    assert tabular._rows(index[[1]]) == "row 2 of the request"
-    assert tabular._rows(pd.RangeIndex(0, 8)) == (
+    assert tabular.row_places(index[[1]]) == "row 2 of the request"
+    assert tabular.row_places(pd.RangeIndex(0, 8)) == (
         "data rows 1, 2, 3, 4, 5 (lines 2, 3, 4, 5, 6) and 3 more")
-    assert tabular._rows(pd.Index([4])) == "data row 5 (line 6)"
+    assert tabular.row_places(pd.Index([4])) == "data row 5 (line 6)"
