@@ -1,9 +1,10 @@
 """`kerasdl tune --warm-start SEARCH_DIR`: an earlier search's finished trials as observations.
 
 Checked before TensorFlow starts: the earlier search must be of the same recipe, on the
-same data (the same split), with the same objective; its completed trials (not pruned,
-not failed) whose values lie in the new search's space become the new search's first
-trials, marked `imported`, without training them again.
+same data (the same split), trained for the same epochs with the same batch size, with the
+same objective; its completed trials (not pruned, not failed) whose values lie in the new
+search's space become the new search's first trials, marked `imported`, without training
+them again.
 """
 
 import json
@@ -18,6 +19,9 @@ from kerasdl.registry import recipe_reference
 SAME_DATA = ("data", "target", "data_dir", "split_seed", "validation_split", "test_split",
              "image_size", "channels", "window", "horizon", "exclude_classes", "classes",
              "train_examples")
+# Settings that make two searches' scores comparable: a trial trained for 5 epochs is no
+# observation of what 20 epochs give.
+SAME_TRAINING = ("epochs", "batch_size")
 # Tuners that take earlier trials as observations. Hyperband runs its own brackets; Keras
 # Tuner's grid search walks its grid from each trial it started itself, in order, and fails
 # (KeyError) on the first new trial after imported ones.
@@ -29,7 +33,8 @@ def read_source(source, recipe_name, settings, tuner, objective_name=None, direc
 
     Raises:
         UsageError: naming why the folder cannot seed this search: not a search, another
-            recipe, other data, another objective, itself, or a Hyperband target.
+            recipe, other data, other epochs or batch size, another objective, itself, or a
+            Hyperband or grid target.
     """
     source = Path(source)
     if tuner not in TAKES_OBSERVATIONS:
@@ -61,6 +66,16 @@ def read_source(source, recipe_name, settings, tuner, objective_name=None, direc
     if changed:
         raise UsageError(f"`--warm-start` {str(source)!r} searched other data ("
                          + "; ".join(changed) + "); a warm start needs the same data.")
+    trained = [key for key in SAME_TRAINING if old_settings.get(key) is not None
+               and settings.get(key) is not None and old_settings[key] != settings[key]]
+    if trained:
+        raise UsageError(
+            f"`--warm-start` {str(source)!r} trained its trials with "
+            + ", ".join(f"{key}={old_settings[key]}" for key in trained) + ", this search with "
+            + ", ".join(f"{key}={settings[key]}" for key in trained) + "; their scores would "
+            "not compare. Pass " + " ".join(f"--{key.replace('_', '-')} {old_settings[key]}"
+                                            for key in trained)
+            + ", or start without --warm-start.")
     old_objective = (meta.get("objective") or {}).get("name")
     if objective_name is not None and old_objective != objective_name:
         raise UsageError(f"`--warm-start` {str(source)!r} optimised {old_objective!r}, not "

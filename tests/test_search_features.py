@@ -242,8 +242,11 @@ def test_warm_start_imports_finished_trials_across_tuners_and_refuses_a_mismatch
         (["perceptron", "--tuner", "hyperband", "--warm-start", str(earlier)],
          "runs its own brackets"),
         (["perceptron", "--warm-start", str(tmp_path)], "is not a search directory"),
-        (["perceptron", "--objective", "val_loss", "--warm-start", str(earlier)],
-         "optimised 'val_accuracy', not 'val_loss'"),
+        (["perceptron", "--epochs", "3", "--warm-start", str(earlier)],
+         "trained its trials with epochs=2, this search with epochs=3; their scores would "
+         "not compare. Pass --epochs 2"),
+        (["perceptron", "--epochs", "2", "--objective", "val_loss", "--warm-start",
+          str(earlier)], "optimised 'val_accuracy', not 'val_loss'"),
         (["perceptron", "--prune-warmup-epochs", "2"], "applies with --prune"),
     ]
     for args, fragment in cases:

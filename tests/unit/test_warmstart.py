@@ -153,3 +153,23 @@ def test_grid_and_hyperband_refuse_a_warm_start_naming_the_tuners_that_take_one(
             warmstart.read_source(tmp_path, "perceptron", {}, tuner)
         message = str(refused.value)
         assert "random and bayesian" in message and why in message
+
+
+def test_a_warm_start_from_trials_trained_otherwise_is_refused_naming_what_to_pass(tmp_path):
+    source = tmp_path / "earlier"
+    source.mkdir()
+    settings = {"data": "xor", "epochs": 20, "batch_size": 32}
+    (source / "search.json").write_text(json.dumps({
+        "recipe": "perceptron", "settings": settings,
+        "objective": {"name": "val_loss", "direction": "min"}}))
+    meta = warmstart.read_source(source, "perceptron", dict(settings), "bayesian")
+    assert meta["settings"] == settings
+    for changed, passed in (({"epochs": 5}, "--epochs 20"),
+                            ({"batch_size": 64}, "--batch-size 32"),
+                            ({"epochs": 5, "batch_size": 64}, "--epochs 20 --batch-size 32")):
+        with pytest.raises(warmstart.UsageError) as refused:
+            warmstart.read_source(source, "perceptron", {**settings, **changed}, "random")
+        message = str(refused.value)
+        assert "their scores would not compare" in message and passed in message
+        for key, value in changed.items():
+            assert f"{key}={settings[key]}" in message and f"{key}={value}" in message
