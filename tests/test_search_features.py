@@ -13,7 +13,6 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import assert_one_line_error
 from conftest import run_kerasdl
 from kerasdl.pruning import should_prune
 
