@@ -24,7 +24,9 @@ def importance(frame, names, objective):
 
     Returns:
         A list of `(name, share)`; empty with fewer than 3 trials or a constant objective.
-        A hyperparameter that took one value has share 0.
+        A hyperparameter that took one value has share 0; one whose groups hold one trial
+        each (3 trials in 3 bins, or a choice never repeated) is left out: each trial
+        would be its own group, and the share 1 whatever the hyperparameter did.
     """
     frame = frame[frame[objective].notna()] if objective in frame else frame.iloc[0:0]
     if len(frame) < MIN_TRIALS:
@@ -42,6 +44,9 @@ def importance(frame, names, objective):
         numeric = pd.to_numeric(values, errors="coerce")
         if numeric.notna().all() and values.nunique() > 4 and values.dtype != bool:
             groups = pd.qcut(numeric.rank(method="first"), 3, labels=False)
+        if groups.nunique() == len(frame):
+            # Every trial a group of its own: any such grouping "explains" everything.
+            continue
         means = y.groupby(groups).transform("mean")
         shares.append((name, float(((means - y.mean()) ** 2).sum()) / total))
     return sorted(shares, key=lambda item: -item[1])

@@ -174,7 +174,8 @@ def search(directory, as_json=False, top=10):
     done = frame[frame["status"].isin(["COMPLETED", "IMPORTED"])].sort_values(
         objective, ascending=meta["objective"]["direction"] == "min")
     names = [p["name"] for p in meta["search_space"] if p["name"] in done.columns]
-    shares = importance(done, [n for n in names if n not in meta.get("pinned", {})], objective)
+    searched = [n for n in names if n not in meta.get("pinned", {})]
+    shares = importance(done, searched, objective)
     front = pareto.front_frame(frame, meta) if pareto.others(meta) else None
     if as_json:
         return json.dumps({"trials": json.loads(done.head(top).to_json(orient="records")),
@@ -193,13 +194,17 @@ def search(directory, as_json=False, top=10):
     columns = [c for c in columns if c in done.columns]
     rows = [[_format(row[c]) for c in columns] for _, row in done.head(top).iterrows()]
     lines.append(table(rows, columns))
+    unranked = [n for n in searched if n not in dict(shares)]
     if shares:
         lines.append(f"\nHyperparameter importance over {len(done)} finished trials; {METHOD}:")
         lines.append(_indented(table([(name, f"{share:.2f}") for name, share in shares],
                                      ("HYPERPARAMETER", "IMPORTANCE"))))
+        if unranked:
+            lines.append(f"Not ranked (every finished trial a value of its own; more trials "
+                         f"would tell): {', '.join(unranked)}.")
     else:
         lines.append(f"\nHyperparameter importance: needs 3 finished trials with different "
-                     f"{objective}.")
+                     f"{objective}, and values that more than one trial shares.")
     if front is not None:
         left_out, gaps = pareto.lacking(frame, meta)
         lines.append(f"\nPareto front of {len(done)} finished trials ("
@@ -321,13 +326,34 @@ def export_notes(check, quantize=None):
         lines.append(f"Keras quantized {len(quantized['int8_layers'])} layer(s) to int8: "
                      f"{', '.join(quantized['int8_layers']) or 'none'} (it covers Dense, "
                      "EinsumDense and Embedding only)")
+    if quantized["size_ratio"] >= 1:
+        lines.append(f"Warning: the {quantize} file is {quantized['size_ratio']:.2f}x the float "
+                     "one, not smaller: this model has too few weights for quantization to pay "
+                     "for what it adds; the float export is the smaller one.")
     if quantized["metrics"]:
         shared = [k for k in quantized["metrics"] if k in quantized["float_metrics"]
                   and isinstance(quantized["metrics"][k], float)]
         lines.append("Test split: " + ", ".join(
             f"{k} {quantized['metrics'][k]:.4f} (float {quantized['float_metrics'][k]:.4f})"
             for k in shared))
+        moved = [k for k in shared if _moved(quantized["float_metrics"][k],
+                                             quantized["metrics"][k])]
+        if moved:
+            lines.append(f"Warning: {quantize} quantization changed the test split's "
+                         + ", ".join(f"{k} from {quantized['float_metrics'][k]:.4f} to "
+                                     f"{quantized['metrics'][k]:.4f}" for k in moved)
+                         + f" (more than {QUANTIZED_TOLERANCE:.0%}); check it on your data "
+                         "before serving it, or export without --quantize.")
     else:
         lines.append("Test metrics: not measured (the recipe scores itself in its own "
                      "test_step).")
     return lines
+
+
+# How far a quantized model's test metric may move from the float model's (relative)
+# before `export` warns.
+QUANTIZED_TOLERANCE = 0.05
+
+
+def _moved(before, after):
+    return abs(after - before) > max(QUANTIZED_TOLERANCE * abs(before), 1e-3)

@@ -45,7 +45,10 @@ CASES = [
      ["Target column 'cost' not found", "Columns: a, b, price"]),
     (["train", "regression", "--data", "{csv}"], 2, ["needs `--target COLUMN`"]),
     (["train", "regression", "--data", "digits"], 1, ["holds images", "needs tabular data"]),
-    (["train", "cnn", "--data", "auto_mpg"], 1, ["holds tabular", "needs image data"]),
+    (["train", "cnn", "--data", "auto_mpg"], 1, ["holds a table; an image classification "
+                                                   "recipe needs image data"]),
+    (["train", "perceptron", "--data", "digits"], 1, ["holds images; a classification recipe "
+                                                      "needs tabular data with classes (xor"]),
     (["train", "cnn", "--data", "{empty_folder}"], 1, ["No usable images in folder"]),
     (["train", "cnn", "--data", "tfds:not_a_dataset_xyz"], 1,
      ["Unknown TFDS data set: 'not_a_dataset_xyz'"]),

@@ -20,7 +20,9 @@ def _houses(rows, seed=0, reverse_dates=True):
         "customer": [f"c{seed}-{i:04d}" for i in range(rows)],
         "a": x[:, 0], "b": x[:, 1], "grade": grade, "noise": rng.normal(size=rows),
         "price": 3 * x[:, 0] - 2 * x[:, 1] + np.array([0.0, 5.0, -5.0, 0.0])[grade],
-        "date": dates[::-1] if reverse_dates else dates})
+        "date": dates[::-1] if reverse_dates else dates,
+        # A whole-number ID, shuffled: learning it would learn the file, not the houses.
+        "sample_id": rng.permutation(rows) + 1000})
 
 
 # Module fixtures run once per test process: the tests of `run` share the xdist group
@@ -39,17 +41,20 @@ def run(tmp_path_factory):
         "--epochs", "1", "--output", str(folder / "run")])
     assert result.exit_code == 0, result.stderr
     assert "ID-like column(s) 'customer'" in result.stderr
+    assert "ID-like column(s) 'sample_id'" in result.stderr and "--numeric COLUMN" in result.stderr
     return folder / "run"
 
 
 @pytest.mark.xdist_group("csv_run")
 def test_options_shape_the_model_and_are_recorded(run):
     spec = json.loads((run / "config.json").read_text())["spec"]
-    # grade one-hot (its numbers are codes), noise, customer and date not features.
+    # grade one-hot (its numbers are codes), noise, customer, sample_id and date not
+    # features.
     assert spec["columns"] == {"a": "number", "b": "number", "grade": "category"}
     assert spec["feature_names"] == ["a", "b", "grade=1", "grade=2", "grade=3"]
     assert spec["csv"]["sep"] == ";" and spec["csv"]["drop"] == ["noise"]
-    assert spec["csv"]["ids"] == ["customer"] and spec["csv"]["time_column"] == "date"
+    assert spec["csv"]["ids"] == ["customer", "sample_id"]
+    assert spec["csv"]["time_column"] == "date"
     import keras
 
     model = keras.saving.load_model(run / "model.keras")

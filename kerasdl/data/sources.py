@@ -238,7 +238,9 @@ def _csv_file(path, target, source, task, settings, spec=None):
         reading = spec.get("csv") or {}
     frame = tabular.read_csv(path, sep=reading.get("sep") or ",",
                              categorical=reading.get("categorical"))
-    frame, record = tabular.prepare_frame(frame, reading, target, source, learn=spec is None)
+    # A series' steps may well be numbered: only a table of examples has ID columns.
+    frame, record = tabular.prepare_frame(frame, reading, target, source, learn=spec is None,
+                                          numeric_ids=task in ("regression", "classification"))
     if task == "sequence_classification":
         splits = series.sequences(frame, target, source, settings, spec)
     elif TASK_MODALITY.get(task) == "series":
@@ -279,9 +281,18 @@ def _matching(splits, spec):
     return splits
 
 
+# What a recipe of each task can take, in a refusal's words.
+WANTED_BY_TASK = {"classification": "tabular data with classes (xor, blobs, digits64, "
+                                    "imbalanced or a CSV file with --target)"}
+KIND_WORDS = {"images": "images", "tabular": "a table", "series": "a series"}
+
+
 def _check_modality(source, kind, modality, task):
     if kind != modality:
-        raise DataError(f"Data {source!r} holds {kind}; a {task} recipe needs {WANTED[modality]}.")
+        words = task.replace("_", " ")
+        raise DataError(f"Data {source!r} holds {KIND_WORDS.get(kind, kind)}; "
+                        f"{'an' if words[0] in 'aeiou' else 'a'} {words} recipe needs "
+                        f"{WANTED_BY_TASK.get(task, WANTED[modality])}.")
 
 
 def _generated_frame(name):

@@ -1,5 +1,6 @@
 """Tabular data: CSV files through pandas, numeric features, one-hot categories."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def read_csv(path, sep=",", categorical=(), **options):
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataError(f"Cannot read {str(path)!r} as CSV: {reason}") from None
+    _refuse_repeated_names(path, sep)
     if options.get("chunksize"):
         return frame
     if frame.empty:
@@ -47,11 +49,31 @@ def read_csv(path, sep=",", categorical=(), **options):
     return frame
 
 
+def _refuse_repeated_names(path, sep):
+    """pandas renames a repeated header name (`alcohol`, `alcohol.1`): a column the user
+    did not name, which training would take and `predict` would then ask for."""
+    header = pd.read_csv(path, sep=sep or ",", header=None, nrows=1, dtype=str,
+                         keep_default_na=False).iloc[0].tolist()
+    places = {}
+    for number, name in enumerate(header, 1):
+        places.setdefault(str(name), []).append(number)
+    repeated = {name: numbers for name, numbers in places.items() if len(numbers) > 1}
+    if repeated:
+        raise DataError(f"{str(path)!r} names more than one column the same: " + "; ".join(
+            f"{name!r} (columns {', '.join(map(str, numbers))})"
+            for name, numbers in repeated.items()) + "; give each column its own name.")
+
+
 # The settings that say how to read a CSV file; a run records them (`spec["csv"]`) so
 # that new files are read the same way.
 CSV_SETTINGS = ("sep", "drop", "time_column", "categorical", "numeric")
 # Fewer rows than this cannot tell an ID column from a column of categories.
 MIN_ID_ROWS = 20
+# Names of whole-number columns that identify rows: `id`, `sample_id`, `CustomerID`,
+# `row`, `index`, `key`, `patient_no`, and pandas' own written index (`Unnamed: 0`); not
+# `paid` or `valid`.
+ID_NAME = re.compile(r"(?:^|[^a-z])(?:id|ids|idx|index|key|row|no|num|number|uuid)$|"
+                     r"(?<=[a-z])(?-i:I[Dd])$|^unnamed: ?0$", re.IGNORECASE)
 
 
 def _note(message):
@@ -88,6 +110,23 @@ def time_order(frame, column, source):
     return frame.drop(columns=[column]).iloc[order], times.iloc[order]
 
 
+def _numbers_rows(column, name):
+    """Whether a whole-number column with every value different identifies rows: it is
+    named like an ID (`ID_NAME`), or its values are consecutive (0..n-1, 1001..1000+n:
+    row numbers, in any order)."""
+    if pd.api.types.is_bool_dtype(column):
+        return False
+    values = column.dropna()
+    if len(values) != len(column):
+        return False
+    if not pd.api.types.is_integer_dtype(values):
+        if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
+            return False
+    if ID_NAME.search(str(name).strip()):
+        return True
+    return int(values.max() - values.min()) == len(values) - 1
+
+
 def _looks_like_dates(column):
     import warnings
 
@@ -97,12 +136,14 @@ def _looks_like_dates(column):
         return bool(pd.to_datetime(sample, errors="coerce", format="mixed").notna().all())
 
 
-def prepare_frame(frame, options, target, source, learn=True):
+def prepare_frame(frame, options, target, source, learn=True, numeric_ids=True):
     """Applies the CSV reading settings (`CSV_SETTINGS`) to a frame read with `read_csv`.
 
-    In training (`learn`), ID-like text columns (every value distinct) are found and
-    dropped with a note; reading new data for a run (`learn` false), the run's
-    recorded settings are applied as they are.
+    In training (`learn`), ID-like columns are found and dropped with a note: text with
+    every value distinct, and (with `numeric_ids`, for tables of examples, not series)
+    whole numbers with every value distinct that are named like an ID or number the rows
+    (`_numbers_rows`); reading new data for a run (`learn` false), the run's recorded
+    settings are applied as they are.
 
     Args:
         options: `sep`, `drop`, `time_column`, `categorical`, `numeric` (from the
@@ -145,19 +186,28 @@ def prepare_frame(frame, options, target, source, learn=True):
     ids = list(options.get("ids") or [])
     if learn:
         fixed = {target, time_column, *drop, *categorical, *numeric}
+        texts, numbers = [], []
         for name in frame.columns:
             column = frame[name]
-            if (name not in fixed and len(frame) >= MIN_ID_ROWS
-                    and not pd.api.types.is_numeric_dtype(column)
-                    and column.nunique() == len(frame)):
-                ids.append(name)
-        if ids:
-            dates = [name for name in ids if _looks_like_dates(frame[name])]
-            _note(f"dropped ID-like column(s) {', '.join(map(repr, ids))} of {source!r} "
+            if name in fixed or len(frame) < MIN_ID_ROWS or column.nunique() != len(frame):
+                continue
+            if not pd.api.types.is_numeric_dtype(column):
+                texts.append(name)
+            elif numeric_ids and _numbers_rows(column, name):
+                numbers.append(name)
+        ids += texts + numbers
+        if texts:
+            dates = [name for name in texts if _looks_like_dates(frame[name])]
+            _note(f"dropped ID-like column(s) {', '.join(map(repr, texts))} of {source!r} "
                   "(text, every value different, so nothing to learn from); keep one as a "
                   "category with --categorical COLUMN"
                   + (f", or order the rows by dates with --time-column {dates[0]}."
                      if dates else "."))
+        if numbers:
+            _note(f"dropped ID-like column(s) {', '.join(map(repr, numbers))} of {source!r} "
+                  "(whole numbers, every value different, named like an ID or numbering "
+                  "the rows: a model would learn the order of the file, which new rows do "
+                  "not share); keep one as a feature with --numeric COLUMN.")
     frame = frame.drop(columns=[name for name in (*drop, *ids) if name in frame.columns])
     if time_column and time_column in frame.columns:
         frame, _ = time_order(frame, time_column, source)

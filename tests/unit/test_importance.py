@@ -32,3 +32,16 @@ def test_too_few_trials_or_a_flat_objective_give_nothing():
     assert importance(flat, ["units"], "val_loss") == []
     unscored = pd.DataFrame({"units": [1, 2, 3], "val_loss": [None, 0.1, 0.2]})
     assert importance(unscored, ["units"], "val_loss") == []
+
+
+def test_a_hyperparameter_whose_every_trial_is_a_group_of_its_own_is_not_ranked():
+    # 3 trials: a number in 3 bins, and a choice never repeated, would "explain" all.
+    three = pd.DataFrame({"learning_rate": [0.1, 0.01, 0.001], "units": [16, 32, 64],
+                          "optimizer": ["adam", "adam", "sgd"], "val_loss": [0.3, 0.1, 0.2]})
+    shares = importance(three, ["learning_rate", "units", "optimizer"], "val_loss")
+    # adam's two trials average 0.2, as sgd's one does: the choice explains nothing.
+    assert shares == [("optimizer", pytest.approx(0.0))]
+    # With repeats, every hyperparameter is ranked again.
+    six = pd.concat([three, three.assign(val_loss=[0.35, 0.15, 0.25])], ignore_index=True)
+    assert {name for name, _ in importance(six, ["units", "optimizer"], "val_loss")} == {
+        "units", "optimizer"}

@@ -49,8 +49,10 @@ def test_search_ranks_finished_trials_and_counts_the_others(tmp_path):
                                 ("2", 0.1, "PRUNED", 4), ("3", 0.7, "COMPLETED", 16)])
     found = json.loads(tables.search(folder, as_json=True))
     assert [trial["trial_id"] for trial in found["trials"]] == ["1", "3", "0"]  # best first
-    assert dict(found["importance"])["units"] == pytest.approx(1.0)  # 3 values, 3 scores
+    # 3 trials, 3 values of units: each its own group, which "explains" anything.
+    assert found["importance"] == {}
     text = tables.search(folder)
+    assert "values that more than one trial shares" in text
     assert text.splitlines()[0].startswith("Search of tiny with the random tuner: 3 of 4 "
                                            "trials completed, 1 pruned")
 
@@ -84,3 +86,18 @@ def test_export_notes_compare_a_quantized_model_with_the_float_one():
     notes = tables.export_notes(check, "int8")
     assert notes[0].startswith("Quantized int8: 1,000 bytes, 0.25x the float model's 4,000")
     assert notes[1] == "Test split: accuracy 0.9000 (float 0.9200), loss 0.3000 (float 0.2800)"
+
+
+def test_export_notes_warn_when_quantization_grows_the_file_or_moves_a_metric():
+    check = {"bytes": 3448, "examples": 36, "max_abs_diff": 0.7,
+             "quantization": {"size_ratio": 1.14, "float_bytes": 3024,
+                              "metrics": {"accuracy": 0.667, "loss": 0.5012},
+                              "float_metrics": {"accuracy": 0.806, "loss": 0.5}}}
+    notes = tables.export_notes(check, "int8")
+    warnings = [line for line in notes if line.startswith("Warning:")]
+    assert len(warnings) == 2
+    assert "1.14x the float one, not smaller" in warnings[0]
+    assert "accuracy from 0.8060 to 0.6670" in warnings[1] and "loss" not in warnings[1]
+    check["quantization"].update(size_ratio=0.29, metrics={"accuracy": 0.80, "loss": 0.51})
+    assert not [line for line in tables.export_notes(check, "int8")
+                if line.startswith("Warning:")]

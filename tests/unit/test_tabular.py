@@ -176,3 +176,45 @@ def test_a_continuous_target_is_refused_by_a_classifier_with_the_regression_hint
     labels = tabular.split_target(frame.assign(alcohol=[i % 3 for i in range(80)]), "alcohol",
                                   "classification", "wine.csv")[1]
     assert sorted(set(labels.tolist())) == [0, 1, 2]
+
+
+def test_whole_number_id_columns_are_dropped_with_a_note_and_features_kept(capsys):
+    rows = 40
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({
+        "Unnamed: 0": np.arange(rows),                  # pandas' written index
+        "sample_id": rng.permutation(rows) + 1000,     # named like an ID, shuffled
+        "n": rng.permutation(rows) + 1,                # 1..40 in any order: row numbers
+        "income": rng.choice(10 ** 6, rows, replace=False),  # distinct, not consecutive
+        "rooms": rng.integers(1, 6, rows),             # repeats: a feature
+        "valid": rng.choice(10 ** 6, rows, replace=False),   # not an ID's name
+        "size": rng.uniform(size=rows), "price": rng.uniform(size=rows)})
+    kept, record = tabular.prepare_frame(frame, {}, "price", "houses.csv")
+    assert list(kept.columns) == ["income", "rooms", "valid", "size", "price"]
+    assert record["ids"] == ["Unnamed: 0", "sample_id", "n"]
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Note:")]
+    assert len(notes) == 1 and "'Unnamed: 0', 'sample_id', 'n'" in notes[0]
+    assert "whole numbers" in notes[0] and "--numeric COLUMN" in notes[0]
+    # Kept when the user says so, when it is the target, and in tables too small to tell.
+    kept, record = tabular.prepare_frame(frame, {"numeric": ["sample_id"]}, "price", "h")
+    assert "sample_id" in kept.columns and "sample_id" not in record["ids"]
+    kept, _ = tabular.prepare_frame(frame, {}, "sample_id", "h")
+    assert "sample_id" in kept.columns
+    kept, record = tabular.prepare_frame(frame.head(tabular.MIN_ID_ROWS - 1), {}, "price", "h")
+    assert record["ids"] == []
+    # A new file for the run: the recorded IDs are left out as they are.
+    again, _ = tabular.prepare_frame(frame.head(3), {"ids": ["n"]}, "price",
+                                     "h", learn=False)
+    assert "n" not in again.columns
+
+
+@pytest.mark.parametrize("sep", [",", ";"])
+def test_a_header_that_names_a_column_twice_is_refused_naming_it(tmp_path, sep):
+    path = tmp_path / "wine.csv"
+    path.write_text(sep.join(["alcohol", "hue", "alcohol", "class", "hue"]) + "\n"
+                    + sep.join(["1", "2", "3", "4", "5"]) + "\n")
+    with pytest.raises(DataError) as refused:
+        tabular.read_csv(path, sep=sep)
+    message = str(refused.value)
+    assert "'alcohol' (columns 1, 3)" in message and "'hue' (columns 2, 5)" in message
+    assert "give each column its own name" in message
