@@ -210,3 +210,26 @@ def test_steps_per_execution_is_applied_recorded_and_checked(cli, tmp_path):
     result = cli("train", "regression", "--config", "settings.json", "--output", "zero")
     assert_one_line_error(result, 2, "`steps_per_execution` must be a positive integer")
     assert not (tmp_path / "zero").exists()
+
+
+def test_mixed_precision_policy_reaches_the_trained_layers_on_any_cpu(cli, tmp_path,
+                                                                       monkeypatch):
+    """The same path as `--mixed-precision` on a bfloat16 CPU, on whatever CPU runs the
+    suite: the bfloat16 check is made to answer yes (TensorFlow's CPU kernels compute
+    bfloat16 either way, natively or not), so the policy's path is always exercised: the
+    layers of the trained model compute in bfloat16, as the record says."""
+    monkeypatch.setattr(devices, "cpu_supports_bfloat16", lambda: True)
+    result = cli("train", "perceptron", "--data", "blobs", "--epochs", "5",
+                 "--mixed-precision", "--output", "run")
+    assert result.exit_code == 0, result.stderr
+    assert "mixed_bfloat16" in result.stderr
+    import keras
+
+    model = keras.models.load_model(tmp_path / "run" / "model.keras")
+    assert _compute_dtypes(model) == {"bfloat16"}
+    assert {w.dtype for w in model.weights} == {"float32"}  # variables stay float32
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["accelerator"]["precision"] == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"  # reset after the run
+    accuracy = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]["accuracy"]
+    assert accuracy > 0.8  # blobs are linearly separable: bfloat16 still learns them
