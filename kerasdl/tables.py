@@ -336,7 +336,10 @@ def export_notes(check, quantize=None):
         lines.append("Test split: " + ", ".join(
             f"{k} {quantized['metrics'][k]:.4f} (float {quantized['float_metrics'][k]:.4f})"
             for k in shared))
-        moved = [k for k in shared if _moved(quantized["float_metrics"][k],
+        # The model's metrics judge it; its loss (probabilities' calibration) only when it
+        # has nothing else.
+        judged = [k for k in shared if k != "loss"] or shared
+        moved = [k for k in judged if _moved(quantized["float_metrics"][k],
                                              quantized["metrics"][k])]
         if moved:
             lines.append(f"Warning: {quantize} quantization changed the test split's "

@@ -91,13 +91,17 @@ def test_export_notes_compare_a_quantized_model_with_the_float_one():
 def test_export_notes_warn_when_quantization_grows_the_file_or_moves_a_metric():
     check = {"bytes": 3448, "examples": 36, "max_abs_diff": 0.7,
              "quantization": {"size_ratio": 1.14, "float_bytes": 3024,
-                              "metrics": {"accuracy": 0.667, "loss": 0.5012},
+                              "metrics": {"accuracy": 0.667, "loss": 0.9},
                               "float_metrics": {"accuracy": 0.806, "loss": 0.5}}}
     notes = tables.export_notes(check, "int8")
     warnings = [line for line in notes if line.startswith("Warning:")]
     assert len(warnings) == 2
     assert "1.14x the float one, not smaller" in warnings[0]
+    # The loss moved too, but the accuracy is what judges a classifier.
     assert "accuracy from 0.8060 to 0.6670" in warnings[1] and "loss" not in warnings[1]
-    check["quantization"].update(size_ratio=0.29, metrics={"accuracy": 0.80, "loss": 0.51})
+    check["quantization"].update(size_ratio=0.29, metrics={"accuracy": 0.80, "loss": 0.9})
     assert not [line for line in tables.export_notes(check, "int8")
                 if line.startswith("Warning:")]
+    # A model with a loss alone is judged by it.
+    check["quantization"].update(metrics={"loss": 0.9}, float_metrics={"loss": 0.5})
+    assert "loss from 0.5000 to 0.9000" in tables.export_notes(check, "int8")[-1]
